@@ -1,0 +1,1 @@
+"""Readers: the StreamingDataset subclass that samples a streamclip dataset by plan."""

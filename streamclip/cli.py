@@ -1,0 +1,119 @@
+"""The ``streamclip`` command: a thin layer over the library.
+
+Errors that streamclip raises on purpose are printed as one clear message with exit code 2;
+anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+import click
+
+from streamclip._version import __version__
+from streamclip.errors import StreamclipError
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+
+def parse_size(text: str) -> int:
+    """``"32mb"`` -> 33554432: binary units, as MosaicML Streaming reads them."""
+    match = _SIZE.match(text)
+    if not match:
+        raise click.BadParameter(f"{text!r} is not a size like 512kb, 32mb or 1gb")
+    unit = (match.group(2) or "").lower().rstrip("b").rstrip("i")
+    return int(float(match.group(1)) * _UNITS[unit])
+
+
+def _friendly(func: Callable[..., Any]) -> Callable[..., Any]:
+    @wraps(func)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except StreamclipError as e:
+            click.echo(f"error: {e}", err=True)
+            sys.exit(2)
+
+    return run
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
+@click.version_option(__version__, prog_name="streamclip")
+def main() -> None:
+    """Cluster-grouped streaming datasets whose loader knows what to sample."""
+
+
+@main.command()
+@click.argument("inputs", nargs=-1, required=True)
+@click.argument("out")
+@click.option("--clusters", "-k", type=int, default=64, help="Number of k-means clusters (empty ones are dropped).")
+@click.option("--seed", type=int, default=0, help="Seed for k-means; same inputs + seed give byte-identical output.")
+@click.option("--text-field", default="text", help="JSON/Parquet field holding the document text.")
+@click.option("--keep", default="", help="Comma-separated fields kept as extra MDS columns (json-encoded).")
+@click.option("--cluster-field", default=None, help="Take each document's integer cluster id from this field; skips embedding and k-means.")
+@click.option("--embedder", type=click.Choice(["minilm", "hashing"]), default="minilm", help="minilm: all-MiniLM-L6-v2 (offline); hashing: fast lexical features.")
+@click.option("--max-tokens", type=int, default=256, help="Truncate documents to this many tokens before embedding.")
+@click.option("--bf16/--fp32", default=False, help="Embed under bfloat16 autocast (about 2x faster on CPUs with AMX/AVX512-BF16).")
+@click.option("--iterations", type=int, default=20, help="k-means iterations.")
+@click.option("--max-doc-bytes", default="16mb", help="Reject documents larger than this (UTF-8 bytes).")
+@click.option("--shard-size", default="32mb", help="Uncompressed size limit of one shard.")
+@click.option("--compression", default="zstd:3", help="Shard compression, zstd or zstd:LEVEL.")
+@click.option("--strict", is_flag=True, help="Exit with code 2 and write nothing if any document is rejected.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing dataset at OUT (only once the new one is complete).")
+@click.option("--resume", is_flag=True, help="Continue an interrupted run from its work directory (no re-embedding).")
+@click.option("--work-dir", default=None, help="Staging directory [default: OUT.streamclip-work].")
+@click.option("--keep-work", is_flag=True, help="Keep the work directory after success.")
+@click.option("--progress/--no-progress", default=True, help="Show tqdm progress bars.")
+@_friendly
+def convert(inputs: tuple[str, ...], out: str, clusters: int, seed: int, text_field: str, keep: str, cluster_field: str | None,
+            embedder: str, max_tokens: int, bf16: bool, iterations: int, max_doc_bytes: str, shard_size: str,
+            compression: str, strict: bool, overwrite: bool, resume: bool, work_dir: str | None, keep_work: bool, progress: bool) -> None:
+    """Convert corpus files INPUTS (.jsonl, .jsonl.gz, .jsonl.zst, .parquet, folders of .txt/.md, globs) into a dataset at OUT."""
+    from streamclip.writers import ConvertConfig, FieldRules
+    from streamclip.writers import convert as run_convert
+
+    rules = FieldRules(
+        text_field=text_field, keep=tuple(f for f in keep.split(",") if f), cluster_field=cluster_field,
+        max_doc_bytes=parse_size(max_doc_bytes),
+    )
+    config = ConvertConfig(
+        clusters=clusters, seed=seed, embedder=embedder, max_tokens=max_tokens, bf16=bf16, iterations=iterations,
+        rules=rules, compression=compression, shard_size=parse_size(shard_size), strict=strict, overwrite=overwrite,
+        resume=resume, work_dir=work_dir, keep_work=keep_work, progress=progress,
+    )
+    report = run_convert(list(inputs), out, config)
+    click.echo(f"\nwrote {report.out}: {report.written} documents in {report.clusters} clusters, {report.shards} shards")
+    click.echo(f"read {report.read} = written {report.written} + rejected {report.rejected}")
+    for reason, count in report.rejected_by_reason.items():
+        click.echo(f"  rejected {reason:<16} {count:>8}   (details: {report.out}/rejected.jsonl)")
+    if report.resumed_embeddings:
+        click.echo(f"resumed: {report.resumed_embeddings} embeddings reused from the work directory")
+    click.echo("time: " + ", ".join(f"{stage} {secs:.1f}s" for stage, secs in report.seconds.items()))
+
+
+@main.command()
+@click.argument("dataset")
+@click.option("--json", "as_json", is_flag=True, help="Print the full report as JSON.")
+@click.option("--limit", type=int, default=20, help="Clusters shown in the table (0: all).")
+@click.option("--plot", "plot_path", default=None, help="Write a PNG of cluster sizes (sorted, log scale).")
+@_friendly
+def inspect(dataset: str, as_json: bool, limit: int, plot_path: str | None) -> None:
+    """Show the clusters of DATASET (a directory or s3:// prefix): sizes, top terms, examples, long-tail figures."""
+    from streamclip.manifest import open_manifest
+    from streamclip.summary import describe, format_table, plot_sizes
+
+    manifest = open_manifest(dataset)
+    report = describe(manifest)
+    if as_json:
+        click.echo(json.dumps(report, indent=1, ensure_ascii=False))
+    else:
+        click.echo(format_table(report, limit=limit or None))
+    if plot_path:
+        plot_sizes(manifest, plot_path)
+        click.echo(f"plot: {plot_path}", err=as_json)

@@ -1,0 +1,37 @@
+"""The exceptions streamclip raises on purpose.
+
+    StreamclipError                 base: catch this to catch every deliberate failure
+     ├── ManifestError              a dataset directory or manifest is missing, corrupt or unsafe
+     ├── InputError                 the corpus cannot be converted (e.g. ``--strict`` and rejects)
+     ├── PlanInfeasible             the training budget exceeds what the caps allow
+     └── ResumeMismatch             a checkpoint belongs to another dataset, strategy, seed or budget
+
+Every message says what happened, the value involved and how to fix it, so a CLI user
+never needs the traceback.
+"""
+
+from __future__ import annotations
+
+
+class StreamclipError(Exception):
+    """Base class of every error streamclip raises deliberately."""
+
+
+class ManifestError(StreamclipError, ValueError):
+    """A dataset's manifest is missing, malformed, inconsistent with its shards, or unsafe."""
+
+
+class InputError(StreamclipError, ValueError):
+    """The input corpus cannot be converted as asked."""
+
+
+class PlanInfeasible(StreamclipError, ValueError):
+    """The requested budget is larger than the caps allow; ``max_total_samples`` is the most that fits."""
+
+    def __init__(self, message: str, *, max_total_samples: int | None = None) -> None:
+        super().__init__(message)
+        self.max_total_samples = max_total_samples
+
+
+class ResumeMismatch(StreamclipError, ValueError):
+    """A checkpoint was taken with another dataset, strategy, seed or budget than the current one."""

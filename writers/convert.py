@@ -1,0 +1,325 @@
+"""``convert``: corpus files in, a cluster-grouped streamclip dataset out.
+
+Stages: read (validate, stage accepted documents, record rejects) -> embed (to an on-disk
+matrix, resumable) -> cluster (faiss spherical k-means, or an input field) -> spill per
+cluster -> pack into MDS shards -> manifest. The dataset is built in a temporary directory
+beside the output and renamed into place only when complete, so a crash never leaves
+something that looks like a dataset.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+import uuid
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from tqdm.auto import tqdm
+
+from streamclip._version import __version__
+from streamclip.errors import InputError
+from streamclip.manifest import (
+    CENTROIDS_NAME, INDEX_NAME, MANIFEST_NAME, REJECTS_NAME, ClusterInfo, InputInfo, Manifest, dumps_manifest,
+)
+from streamclip.writers.clustering import fit_and_assign
+from streamclip.writers.docstore import RecordWriter, encode_record, read_records
+from streamclip.writers.embedders import Embedder, make_embedder
+from streamclip.writers.packing import pack_clusters, spill_by_cluster
+from streamclip.writers.sources import Document, FieldRules, Rejection, expand_inputs, read_source
+from streamclip.writers.terms import TermStats
+
+EMBED_CHUNK = 2048
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConvertConfig:
+    """Everything that decides the output of ``convert`` (plus how loudly it runs)."""
+
+    clusters: int = 64
+    seed: int = 0
+    embedder: str = "minilm"
+    max_tokens: int = 256
+    bf16: bool = False
+    iterations: int = 20
+    rules: FieldRules = field(default_factory=FieldRules)
+    compression: str = "zstd:3"
+    shard_size: int = 32 << 20
+    strict: bool = False
+    overwrite: bool = False
+    resume: bool = False
+    work_dir: str | None = None
+    keep_work: bool = False
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.clusters < 1:
+            raise InputError(f"--clusters must be >= 1, got {self.clusters}")
+        if self.shard_size < 1 << 12:
+            raise InputError(f"--shard-size must be at least 4 KiB, got {self.shard_size} bytes")
+        if not self.compression.startswith("zstd"):
+            raise InputError(f"--compression must be zstd or zstd:LEVEL, got {self.compression!r}")
+
+
+@dataclass(slots=True)
+class ConvertReport:
+    """What a conversion did: counts that add up (read = written + rejected), per stage timings."""
+
+    out: str
+    read: int = 0
+    written: int = 0
+    rejected: int = 0
+    rejected_by_reason: dict[str, int] = field(default_factory=dict)
+    clusters: int = 0
+    shards: int = 0
+    seconds: dict[str, float] = field(default_factory=dict)
+    resumed_embeddings: int = 0
+
+
+def convert(inputs: list[str], out: str, config: ConvertConfig | None = None, *, embedder: Embedder | None = None) -> ConvertReport:
+    """Convert the corpus files ``inputs`` into a streamclip dataset at directory ``out``.
+
+    ``embedder`` overrides ``config.embedder`` with any object following the ``Embedder`` protocol.
+    Raises ``InputError`` for unusable arguments, and under ``strict`` when any document is rejected.
+    """
+    config = config or ConvertConfig()
+    files = expand_inputs(inputs)
+    out = os.path.normpath(out)
+    _check_destination(out, config.overwrite)
+    work = config.work_dir or f"{out}.streamclip-work"
+    report = ConvertReport(out=out)
+    clustered_by_field = config.rules.cluster_field is not None
+    if embedder is None and not clustered_by_field:
+        embedder = make_embedder(config.embedder, max_tokens=config.max_tokens, bf16=config.bf16)
+    key = _work_key(files, config, embedder)
+    state = _open_work(work, key, config.resume)
+
+    t = time.perf_counter()
+    if not state.get("read_done"):
+        state = _read_stage(files, work, key, config)
+    report.seconds["read"] = time.perf_counter() - t
+    inputs_info = [InputInfo(**i) for i in state["inputs"]]
+    report.read = sum(i.documents for i in inputs_info)
+    report.written = state["documents"]
+    report.rejected = state["rejected"]
+    report.rejected_by_reason = state["rejected_by_reason"]
+    if config.strict and report.rejected:
+        shutil.rmtree(work, ignore_errors=True)
+        raise InputError(f"--strict: {report.rejected} document(s) rejected, nothing written:\n{_first_rejects(state['rejects_preview'])}")
+    if report.written == 0:
+        raise InputError(f"no document could be read from {len(files)} input file(s); see {os.path.join(work, REJECTS_NAME)}")
+
+    t = time.perf_counter()
+    docs_path = os.path.join(work, "docs.zst")
+    centroids: NDArray[np.float32] | None = None
+    if clustered_by_field:
+        source_ids = np.load(os.path.join(work, "cluster_ids.npy"))
+        unique, labels = np.unique(source_ids, return_inverse=True)
+        order = np.argsort(labels, kind="stable")
+        examples = order[np.searchsorted(labels[order], np.arange(len(unique)))]  # first document of each cluster
+        clustering: dict[str, Any] = {"method": "input-field", "field": config.rules.cluster_field, "source_ids": unique.tolist(), "seed": None}
+        embedding = None
+    elif embedder is not None:
+        vectors, report.resumed_embeddings = _embed_stage(docs_path, work, state, embedder, config.progress)
+        report.seconds["embed"] = time.perf_counter() - t
+        t = time.perf_counter()
+        result = fit_and_assign(vectors, k=config.clusters, seed=config.seed, iterations=config.iterations, progress=config.progress)
+        labels, examples, keep = _drop_empty(result.labels, result.similarity, config.clusters)
+        centroids = result.centroids[keep]
+        clustering = {**result.record, "empty_dropped": int(config.clusters - len(keep))}
+        embedding = embedder.describe()
+        del vectors
+    report.seconds["cluster"] = time.perf_counter() - t
+    num_clusters = int(labels.max()) + 1
+
+    t = time.perf_counter()
+    parent = os.path.dirname(os.path.abspath(out))
+    tmp = os.path.join(parent, f".{os.path.basename(out)}.tmp-{uuid.uuid4().hex[:8]}")
+    try:
+        spill = os.path.join(work, "spill")
+        shutil.rmtree(spill, ignore_errors=True)
+        example_texts = spill_by_cluster(docs_path, labels, spill, examples=examples, progress=config.progress)
+        columns = {"text": "str", "cluster": "int32", **{name: "json" for name in config.rules.keep}}
+        terms = TermStats()
+        packed = pack_clusters(
+            spill, tmp, num_clusters=num_clusters, columns=columns, compression=config.compression,
+            size_limit=config.shard_size, total=report.written, terms=terms, progress=config.progress,
+        )
+        top = terms.top_terms()
+        clusters = tuple(
+            ClusterInfo(id=k, documents=p.documents, bytes=p.bytes, shards=p.shards, samples=p.samples,
+                        top_terms=tuple(top[k]), example=example_texts.get(k, p.example))
+            for k, p in enumerate(packed)
+        )
+        if centroids is not None:
+            np.save(os.path.join(tmp, CENTROIDS_NAME), centroids)
+        shutil.copyfile(os.path.join(work, REJECTS_NAME), os.path.join(tmp, REJECTS_NAME))
+        manifest = _manifest(tmp, clusters, columns, embedding, clustering, inputs_info, report.rejected, centroids is not None)
+        with open(os.path.join(tmp, MANIFEST_NAME), "wb") as f:
+            f.write(dumps_manifest(manifest))
+        _replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    report.seconds["pack"] = time.perf_counter() - t
+    report.clusters, report.shards = num_clusters, manifest.num_shards
+    if not config.keep_work:
+        shutil.rmtree(work, ignore_errors=True)
+    return report
+
+
+def _check_destination(out: str, overwrite: bool) -> None:
+    if os.path.isfile(out):
+        raise InputError(f"{out}: exists and is a file; choose a directory path for the dataset")
+    if os.path.isdir(out) and os.listdir(out) and not overwrite:
+        raise InputError(f"{out}: exists and is not empty; pass --overwrite to replace it")
+
+
+def _work_key(files: list[str], config: ConvertConfig, embedder: Embedder | None) -> str:
+    """Identifies the staged work: inputs (path, size, mtime) and everything that shapes read and embed."""
+    stats = [(p, os.stat(p).st_size, os.stat(p).st_mtime_ns) for p in files]
+    described = embedder.describe() if embedder is not None else None
+    blob = json.dumps([stats, asdict(config.rules), described, __version__], sort_keys=True, default=list)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _open_work(work: str, key: str, resume: bool) -> dict[str, Any]:
+    state_path = os.path.join(work, "state.json")
+    if resume and os.path.exists(state_path):
+        with open(state_path) as f:
+            state = json.load(f)
+        if state.get("key") == key:
+            return state
+        raise InputError(f"--resume: {work} was staged from other inputs or settings; drop --resume to start again")
+    shutil.rmtree(work, ignore_errors=True)
+    os.makedirs(work)
+    return {"key": key}
+
+
+def _save_state(work: str, state: dict[str, Any]) -> None:
+    path = os.path.join(work, "state.json")
+    with open(path + ".tmp", "w") as f:
+        json.dump(state, f)
+    os.replace(path + ".tmp", path)
+
+
+def _read_stage(files: list[str], work: str, key: str, config: ConvertConfig) -> dict[str, Any]:
+    docs = RecordWriter(os.path.join(work, "docs.zst"))
+    reasons: Counter[str] = Counter()
+    per_input = []
+    cluster_ids: list[int] = []
+    preview: list[str] = []
+    written = 0
+    with open(os.path.join(work, REJECTS_NAME), "w", encoding="utf-8") as rejects, tqdm(desc="read", unit="doc", disable=not config.progress) as bar:
+        for index, path in enumerate(files):
+            counts = Counter()
+            for item in read_source(path, index, config.rules):
+                if isinstance(item, Document):
+                    docs.write(encode_record(item.text, item.fields))
+                    if item.cluster is not None:
+                        cluster_ids.append(item.cluster)
+                    counts["written"] += 1
+                else:
+                    _write_reject(rejects, path, item)
+                    reasons[item.reason] += 1
+                    counts["rejected"] += 1
+                    if len(preview) < 10:
+                        preview.append(_describe_reject(path, item))
+                bar.update(1)
+            per_input.append({"path": path, "documents": counts["written"] + counts["rejected"], "written": counts["written"], "rejected": counts["rejected"]})
+            written += counts["written"]
+    docs.close()
+    if config.rules.cluster_field is not None:
+        np.save(os.path.join(work, "cluster_ids.npy"), np.array(cluster_ids, dtype=np.int64))
+    state = {
+        "key": key, "read_done": True, "documents": written, "rejected": sum(reasons.values()),
+        "rejected_by_reason": dict(sorted(reasons.items())), "inputs": per_input, "rejects_preview": preview, "embedded": 0,
+    }
+    _save_state(work, state)
+    return state
+
+
+def _write_reject(rejects: Any, path: str, item: Rejection) -> None:
+    row = {"file": path, "line": item.line if item.line >= 0 else None, "reason": item.reason, "field": item.field, "detail": item.detail}
+    rejects.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def _describe_reject(path: str, item: Rejection) -> str:
+    where = f"{path}:{item.line}" if item.line >= 0 else path
+    field_part = f" field {item.field!r}" if item.field else ""
+    return f"{where}:{field_part} {item.reason} ({item.detail})"
+
+
+def _first_rejects(preview: list[str]) -> str:
+    return "\n".join(f"  {line}" for line in preview)
+
+
+def _embed_stage(docs_path: str, work: str, state: dict[str, Any], embedder: Embedder, progress: bool) -> tuple[NDArray[np.float32], int]:
+    """Fill ``embeddings.f32`` (N x dim), continuing after the rows a previous run completed."""
+    n, dim = state["documents"], embedder.dim
+    path = os.path.join(work, "embeddings.f32")
+    done = int(state.get("embedded", 0))
+    vectors = np.memmap(path, dtype=np.float32, mode="r+" if done and os.path.exists(path) else "w+", shape=(n, dim))
+    resumed = done
+    if done < n:
+        batch: list[str] = []
+        row = 0
+        with tqdm(total=n, initial=done, desc="embed", unit="doc", disable=not progress) as bar:
+            for text, _ in read_records(docs_path):
+                row += 1
+                if row <= done:
+                    continue
+                batch.append(text)
+                if len(batch) == EMBED_CHUNK or row == n:
+                    vectors[done : done + len(batch)] = embedder.encode(batch)
+                    vectors.flush()
+                    done += len(batch)
+                    state["embedded"] = done
+                    _save_state(work, state)
+                    bar.update(len(batch))
+                    batch = []
+    return np.memmap(path, dtype=np.float32, mode="r", shape=(n, dim)), resumed
+
+
+def _drop_empty(labels: NDArray[np.int64], sims: NDArray[np.float32], k: int) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
+    """Renumber clusters 0..K'-1 without empty ones; pick each cluster's example (the document nearest its centroid)."""
+    counts = np.bincount(labels, minlength=k)
+    keep = np.flatnonzero(counts)
+    remap = np.full(k, -1, dtype=np.int64)
+    remap[keep] = np.arange(len(keep))
+    new = remap[labels]
+    order = np.lexsort((-sims, new))  # by cluster, best similarity first
+    starts = np.searchsorted(new[order], np.arange(len(keep)))
+    return new, order[starts], keep
+
+
+def _manifest(tmp: str, clusters: tuple[ClusterInfo, ...], columns: dict[str, str], embedding: dict[str, Any] | None,
+              clustering: dict[str, Any], inputs: list[InputInfo], rejected: int, has_centroids: bool) -> Manifest:
+    with open(os.path.join(tmp, INDEX_NAME), "rb") as f:
+        raw = f.read()
+    index = json.loads(raw)
+    samples = np.array([s["samples"] for s in index["shards"]], dtype=np.int64)
+    names = tuple(s["raw_data"]["basename"] for s in index["shards"])
+    sizes = np.array([(s["zip_data"] or s["raw_data"])["bytes"] for s in index["shards"]], dtype=np.int64)
+    return Manifest(
+        clusters=clusters, columns=columns, embedding=embedding, clustering=clustering, inputs=tuple(inputs),
+        rejected=rejected, index_sha256=hashlib.sha256(raw).hexdigest(), samples_per_shard=samples,
+        shard_basenames=names, shard_bytes=sizes, has_centroids=has_centroids,
+    )
+
+
+def _replace(tmp: str, out: str) -> None:
+    """Move the finished dataset into place; an existing one is swapped out only after the new one is complete."""
+    if os.path.isdir(out):
+        old = f"{tmp}.old"
+        os.rename(out, old)
+        os.rename(tmp, out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.rename(tmp, out)
