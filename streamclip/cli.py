@@ -117,3 +117,7 @@ def inspect(dataset: str, as_json: bool, limit: int, plot_path: str | None) -> N
     if plot_path:
         plot_sizes(manifest, plot_path)
         click.echo(f"plot: {plot_path}", err=as_json)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,6 +1,6 @@
 """Writers: turn a corpus into a cluster-grouped streamclip dataset (``convert``)."""
 
-from streamclip.writers.convert import ConvertConfig, ConvertReport, convert
+from streamclip.writers.conversion import ConvertConfig, ConvertReport, convert
 from streamclip.writers.embedders import Embedder, HashingEmbedder, MiniLMEmbedder
 from streamclip.writers.sources import FieldRules
 

@@ -66,7 +66,8 @@ class MiniLMEmbedder:
         self.max_tokens = self.model.max_seq_length
         self.batch_size = batch_size
         self.bf16 = bf16
-        self.dim = int(self.model.get_sentence_embedding_dimension())
+        dimension = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+        self.dim = int(dimension())
 
     def encode(self, texts: list[str]) -> NDArray[np.float32]:
         # sentence-transformers sorts each call's texts by length, so passing a large chunk

@@ -13,6 +13,7 @@ import gzip
 import io
 import json
 import os
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -96,10 +97,16 @@ def read_source(path: str, index: int, rules: FieldRules) -> Iterator[Document |
         reader = _read_text_file
     try:
         yield from reader(path, index, rules)
-    except (OSError, EOFError, ValueError, RuntimeError) as e:
+    except (OSError, EOFError, ValueError, RuntimeError, zlib.error, _zstd_error()) as e:
         # A file that cannot be opened or stops decoding midway: what was read stays counted,
         # the rest of the file is one rejection so the loss is visible in the report.
         yield Rejection(index, -1, "unreadable", f"{type(e).__name__}: {e}")
+
+
+def _zstd_error() -> type[Exception]:
+    import zstandard
+
+    return zstandard.ZstdError
 
 
 def _open_binary(path: str) -> io.BufferedIOBase:

@@ -1,0 +1,34 @@
+# The two commands a new user types: `make demo` and `make test`. Both create .venv from pyproject.toml if missing.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+SC := $(VENV)/bin/streamclip
+DEMO := demo-out
+export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER := 0
+export HF_HUB_OFFLINE := 1
+
+.PHONY: demo test venv bench clean
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+demo: venv
+	$(SC) convert data/sample/corpus.jsonl.gz $(DEMO)/sample --clusters 24 --bf16 --keep source,domain --overwrite
+	$(SC) inspect $(DEMO)/sample --limit 10 --plot $(DEMO)/clusters.png
+	@if $(SC) plan --help >/dev/null 2>&1; then \
+	  $(SC) plan $(DEMO)/sample --compare random,uniform,clusterclip --clip 2 --epochs 4 --plot $(DEMO)/plan.png; fi
+	@if [ -f examples/stream_sample.py ]; then $(PY) examples/stream_sample.py $(DEMO)/sample; fi
+
+test: venv
+	$(PY) -m pytest -q
+
+bench: venv
+	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b --quick || exit 1; done
+
+clean:
+	rm -rf $(DEMO) .pytest_cache
