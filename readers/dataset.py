@@ -1,0 +1,165 @@
+"""``ClusterClipDataset``: MosaicML Streaming's dataset, sampling a streamclip dataset by plan.
+
+The only thing replaced is what an epoch contains: ``resample_streams`` returns the plan
+engine's segment for that epoch. Partitioning over nodes, ranks and workers, the shuffle,
+mid-epoch resume and elastic determinism stay the stock ones, so they keep their guarantees:
+with the same ``num_canonical_nodes`` and global batch size, every layout of nodes x ranks x
+workers sees the same sequence of global batches.
+
+An "epoch" here is a fixed-size segment of the run (``epoch_size`` draws). The plan for
+segment e is a pure function of (manifest, strategy, seed, budget, e), so a checkpoint needs
+nothing beyond the stock ``{epoch, sample_in_epoch}`` and a fingerprint that refuses to resume
+under another plan.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from streaming import StreamingDataset
+
+from streamclip.errors import ManifestError, PlanInfeasible, ResumeMismatch
+from streamclip.manifest import INDEX_NAME, Manifest, open_manifest
+from streamclip.plan import ClusterLayout, RunSchedule, Strategy, num_segments, plan_segment, strategy_from_spec
+
+STATE_KEY = "streamclip"
+
+
+def plan_fingerprint(manifest: Manifest, strategy: Strategy, *, seed: int, total_samples: int, epoch_size: int) -> str:
+    """Identifies a run's whole plan: two runs with equal fingerprints draw the same samples."""
+    blob = json.dumps(
+        {"dataset": manifest.fingerprint(), "strategy": strategy.to_dict(), "seed": seed, "total_samples": total_samples, "epoch_size": epoch_size},
+        sort_keys=True,
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def resolve_budget(num_documents: int, *, total_samples: int | None, epochs: int | None, epoch_size: int | None) -> tuple[int, int]:
+    """``(total_samples, epoch_size)`` from what the user gave; an epoch defaults to one corpus' worth of draws."""
+    if total_samples is not None and epochs is not None:
+        raise ValueError("give total_samples or epochs, not both")
+    size = epoch_size if epoch_size is not None else num_documents
+    if size < 1:
+        raise ValueError(f"epoch_size must be >= 1, got {epoch_size=}")
+    if total_samples is None:
+        count = 1 if epochs is None else epochs
+        if count < 1:
+            raise ValueError(f"epochs must be >= 1, got {epochs=}")
+        return count * size, size
+    if total_samples < 1:
+        raise ValueError(f"total_samples must be >= 1, got {total_samples=}")
+    if epoch_size is None and total_samples < size:
+        return total_samples, total_samples
+    if total_samples % size:
+        segments = num_segments(total_samples, size)
+        raise ValueError(
+            f"total_samples={total_samples} is not a multiple of epoch_size={size}: every epoch of a StreamingDataset "
+            f"has the same size. Use total_samples={(segments - 1) * size or size} or {segments * size}, or an epoch_size that divides it"
+        )
+    return total_samples, size
+
+
+class ClusterClipDataset(StreamingDataset):
+    """A ``StreamingDataset`` over a streamclip dataset that samples clusters by a strategy.
+
+    ``strategy`` is a strategy object (``streamclip.plan.ClusterClip(clip=4)``) or a name with
+    ``strategy_params`` (``"clusterclip", {"clip": 4}``). The budget is ``total_samples`` or
+    ``epochs`` x ``epoch_size`` (default: one corpus' worth per epoch). ``seed`` drives both the plan
+    and the stock shuffle. Every other keyword goes to ``StreamingDataset`` unchanged
+    (``batch_size``, ``num_canonical_nodes``, ``shuffle_block_size``, ``cache_limit``, ``predownload``...).
+    Each sample is the stored row: ``text``, ``cluster`` and any kept columns.
+    """
+
+    def __init__(
+        self, *, remote: str | None = None, local: str | None = None, strategy: Strategy | str = "clusterclip",
+        strategy_params: dict[str, Any] | None = None, total_samples: int | None = None, epochs: int | None = None,
+        epoch_size: int | None = None, seed: int = 0, shuffle: bool = True, **kwargs: Any,
+    ) -> None:
+        for name in ("streams", "sampling_method", "sampling_granularity"):
+            if name in kwargs:
+                raise ValueError(f"ClusterClipDataset does not take {name}=; one streamclip dataset is one stream, and the plan decides each epoch")
+        if kwargs.get("batching_method", "random") != "random":
+            raise ValueError(f"ClusterClipDataset supports batching_method='random' only, got {kwargs['batching_method']!r}")
+        if remote is None and local is None:
+            raise ValueError("give the dataset location: local=DIR, or remote=s3://... with local=CACHE_DIR")
+        self.manifest = open_manifest(remote if remote is not None else local)  # type: ignore[arg-type]
+        if isinstance(strategy, str):
+            strategy = strategy_from_spec(strategy, **(strategy_params or {}))
+        elif strategy_params:
+            raise ValueError("strategy_params is only for a strategy given by name")
+        self.strategy = strategy
+        self.plan_seed = seed
+        self.total_samples, size = resolve_budget(self.manifest.num_documents, total_samples=total_samples, epochs=epochs, epoch_size=epoch_size)
+        self.layout = ClusterLayout.from_shards(self.manifest.samples_per_shard, self.manifest.shard_ranges)
+        self.schedule = RunSchedule(self.layout.cluster_sizes, strategy, self.total_samples)
+        self.num_epochs = num_segments(self.total_samples, size)
+        self.fingerprint = plan_fingerprint(self.manifest, strategy, seed=seed, total_samples=self.total_samples, epoch_size=size)
+        kwargs.setdefault("shuffle_seed", seed)
+        super().__init__(remote=remote, local=local, epoch_size=size, shuffle=shuffle, **kwargs)
+        self._check_index_matches()
+
+    def _check_index_matches(self) -> None:
+        """The index streaming actually uses must be the one the manifest describes (a stale cache shadows the remote)."""
+        stream = self.streams[0]
+        path = os.path.join(stream.local, stream.split or "", INDEX_NAME)
+        with open(path, "rb") as f:
+            found = hashlib.sha256(f.read()).hexdigest()
+        if found != self.manifest.index_sha256:
+            raise ManifestError(
+                f"{path} is not the index of {self.manifest.location} (sha256 {found[:12]}…, manifest expects "
+                f"{self.manifest.index_sha256[:12]}…): the local cache holds another dataset; use an empty local directory"
+            )
+        if not np.array_equal(np.asarray(self.samples_per_shard, dtype=np.int64), self.manifest.samples_per_shard):
+            raise ManifestError(f"{path}: shard sizes differ from the manifest of {self.manifest.location}")
+
+    def resample_streams(self, epoch: int, stream_id: int | None = None) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+        """This epoch's segment of the plan: ``(shuffle_units, sample_ids)``; runs in the node's leader worker."""
+        if epoch >= self.num_epochs:
+            raise PlanInfeasible(
+                f"epoch {epoch} is past the planned run: total_samples={self.total_samples} is {self.num_epochs} epoch(s) of "
+                f"{self.epoch_size}; build the dataset with a larger total_samples or epochs",
+                max_total_samples=self.total_samples,
+            )
+        return plan_segment(self.layout, self.schedule, seed=self.plan_seed, epoch_size=self.epoch_size, epoch=epoch)
+
+    def state_dict(self, num_samples: int, from_beginning: bool) -> dict[str, Any]:
+        """The stock resume state plus what identifies the plan (small: checkpoints stay well under 4 KiB)."""
+        state = super().state_dict(num_samples, from_beginning)
+        state[STATE_KEY] = self._plan_identity()
+        return state
+
+    def _plan_identity(self) -> dict[str, Any]:
+        strategy = json.dumps(self.strategy.to_dict(), sort_keys=True)
+        return {
+            "fingerprint": self.fingerprint, "dataset": self.manifest.fingerprint(),
+            "strategy": self.strategy.to_dict()["name"], "strategy_sha": hashlib.sha256(strategy.encode()).hexdigest()[:16],
+            "seed": self.plan_seed, "total_samples": self.total_samples, "epoch_size": self.epoch_size,
+        }
+
+    def load_state_dict(self, obj: dict[str, Any]) -> None:
+        """Resume from ``obj``; refuses a checkpoint of another dataset, strategy, seed or budget.
+
+        As with stock streaming, call it on a fresh dataset before iterating: after an
+        iteration in this process the checkpoint is taken for a stale one and ignored.
+        """
+        obj = dict(obj)
+        ours = obj.pop(STATE_KEY, None)
+        if ours is None:
+            raise ResumeMismatch("this checkpoint has no streamclip plan fingerprint: it was not taken from a ClusterClipDataset")
+        if ours.get("fingerprint") != self.fingerprint:
+            raise ResumeMismatch(_describe_mismatch(ours, self))
+        super().load_state_dict(obj)
+
+
+def _describe_mismatch(saved: dict[str, Any], current: ClusterClipDataset) -> str:
+    expected = current._plan_identity()
+    differences = [f"{key}: found {saved.get(key)!r}, expected {value!r}" for key, value in expected.items() if key != "fingerprint" and saved.get(key) != value]
+    return (
+        f"checkpoint plan {saved.get('fingerprint')} does not match this dataset's plan {current.fingerprint} ("
+        + "; ".join(differences or ["unknown difference"]) + "). Resume with the dataset, strategy, seed and budget of the checkpoint."
+    )
