@@ -20,9 +20,8 @@ $(VENV)/.installed: pyproject.toml
 demo: venv
 	$(SC) convert data/sample/corpus.jsonl.gz $(DEMO)/sample --clusters 24 --bf16 --keep source,domain --overwrite
 	$(SC) inspect $(DEMO)/sample --limit 10 --plot $(DEMO)/clusters.png
-	@if $(SC) plan --help >/dev/null 2>&1; then \
-	  $(SC) plan $(DEMO)/sample --compare random,uniform,clusterclip --clip 2 --epochs 4 --plot $(DEMO)/plan.png; fi
-	@if [ -f examples/stream_sample.py ]; then $(PY) examples/stream_sample.py $(DEMO)/sample; fi
+	$(SC) plan $(DEMO)/sample --compare clusterclip,uniform,random --clip 4 --epochs 3 --limit 8 --plot $(DEMO)/plan.png
+	$(PY) examples/stream_sample.py $(DEMO)/sample
 
 test: venv
 	$(PY) -m pytest -q

@@ -25,6 +25,7 @@ from streaming import StreamingDataset
 
 from streamclip.errors import ManifestError, PlanInfeasible, ResumeMismatch
 from streamclip.manifest import INDEX_NAME, Manifest, open_manifest
+from streamclip.planning import resolve_budget
 from streamclip.plan import ClusterLayout, RunSchedule, Strategy, num_segments, plan_segment, strategy_from_spec
 
 STATE_KEY = "streamclip"
@@ -37,31 +38,6 @@ def plan_fingerprint(manifest: Manifest, strategy: Strategy, *, seed: int, total
         sort_keys=True,
     )
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-def resolve_budget(num_documents: int, *, total_samples: int | None, epochs: int | None, epoch_size: int | None) -> tuple[int, int]:
-    """``(total_samples, epoch_size)`` from what the user gave; an epoch defaults to one corpus' worth of draws."""
-    if total_samples is not None and epochs is not None:
-        raise ValueError("give total_samples or epochs, not both")
-    size = epoch_size if epoch_size is not None else num_documents
-    if size < 1:
-        raise ValueError(f"epoch_size must be >= 1, got {epoch_size=}")
-    if total_samples is None:
-        count = 1 if epochs is None else epochs
-        if count < 1:
-            raise ValueError(f"epochs must be >= 1, got {epochs=}")
-        return count * size, size
-    if total_samples < 1:
-        raise ValueError(f"total_samples must be >= 1, got {total_samples=}")
-    if epoch_size is None and total_samples < size:
-        return total_samples, total_samples
-    if total_samples % size:
-        segments = num_segments(total_samples, size)
-        raise ValueError(
-            f"total_samples={total_samples} is not a multiple of epoch_size={size}: every epoch of a StreamingDataset "
-            f"has the same size. Use total_samples={(segments - 1) * size or size} or {segments * size}, or an epoch_size that divides it"
-        )
-    return total_samples, size
 
 
 class ClusterClipDataset(StreamingDataset):

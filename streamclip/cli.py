@@ -119,5 +119,81 @@ def inspect(dataset: str, as_json: bool, limit: int, plot_path: str | None) -> N
         click.echo(f"plot: {plot_path}", err=as_json)
 
 
+
+def _strategy(name: str, params: dict[str, Any]):  # -> Strategy
+    """Build ``name`` from the CLI parameters that it takes (``--clip`` means nothing to ``random``)."""
+    import inspect as pyinspect
+
+    from streamclip.plan import STRATEGIES, strategy_from_spec
+
+    if name not in STRATEGIES:
+        raise click.BadParameter(f"unknown strategy {name!r}; choose from {', '.join(STRATEGIES)}")
+    accepted = pyinspect.signature(STRATEGIES[name]).parameters
+    return strategy_from_spec(name, **{k: v for k, v in params.items() if k in accepted and v is not None})
+
+
+@main.command()
+@click.argument("dataset")
+@click.option("--strategy", default="clusterclip", help="random, uniform, clusterclip, temperature, weighted, general-to-specific, specific-to-general.")
+@click.option("--compare", default=None, help="Comma-separated strategies to compare side by side (overrides --strategy).")
+@click.option("--clip", type=float, default=None, help="Most times any document may be seen over the run (clusterclip default 2).")
+@click.option("--t", "temperature", type=float, default=None, help="Temperature: shares proportional to size**t.")
+@click.option("--switch", type=float, default=None, help="Fraction of training where general-to-specific / specific-to-general switch.")
+@click.option("--weights", "weights_file", default=None, help="JSON file with one weight per cluster (for 'weighted').")
+@click.option("--total-samples", type=int, default=None, help="Training budget in samples [default: epochs x epoch size].")
+@click.option("--epochs", type=int, default=None, help="Budget in epochs of --epoch-size samples [default: 1].")
+@click.option("--epoch-size", type=int, default=None, help="Samples per epoch (segment) [default: documents in the dataset].")
+@click.option("--limit", type=int, default=15, help="Clusters shown per strategy (0: all).")
+@click.option("--json", "as_json", is_flag=True, help="Print the per-cluster plan as JSON.")
+@click.option("--plot", "plot_path", default=None, help="Write a PNG: cluster shares over training and repeats per document.")
+@_friendly
+def plan(dataset: str, strategy: str, compare: str | None, clip: float | None, temperature: float | None, switch: float | None,
+         weights_file: str | None, total_samples: int | None, epochs: int | None, epoch_size: int | None, limit: int,
+         as_json: bool, plot_path: str | None) -> None:
+    """Simulate a whole training run on DATASET's clusters without reading a shard: draws, repeats, knock-outs."""
+    from streamclip.manifest import open_manifest
+    from streamclip.plan import RunSchedule, plot_plan, summarize
+    from streamclip.planning import plan_report, resolve_budget
+
+    manifest = open_manifest(dataset)
+    total, size = resolve_budget(manifest.num_documents, total_samples=total_samples, epochs=epochs, epoch_size=epoch_size)
+    weights = None
+    if weights_file:
+        with open(weights_file) as f:
+            weights = tuple(float(w) for w in json.load(f))
+    params = {"clip": clip, "t": temperature, "switch": switch, "weights": weights}
+    names = [n.strip() for n in (compare or strategy).split(",") if n.strip()]
+    summaries = {}
+    for name in names:
+        summaries[name] = summarize(manifest.cluster_sizes, RunSchedule(manifest.cluster_sizes, _strategy(name, params), total))
+    report = plan_report(manifest, summaries, epoch_size=size)
+    if as_json:
+        click.echo(json.dumps(report, indent=1))
+    else:
+        click.echo(format_plan(report, limit=limit or None))
+    if plot_path:
+        plot_plan(summaries, plot_path)
+        click.echo(f"plot: {plot_path}", err=as_json)
+
+
+def format_plan(report: dict[str, Any], *, limit: int | None) -> str:
+    """Side-by-side text: one summary line per strategy, then each strategy's largest clusters."""
+    lines = [f"budget {report['total_samples']} samples = {report['epochs']} epoch(s) of {report['epoch_size']}; "
+             f"{report['documents']} documents in {report['clusters']} clusters"]
+    lines.append(f"{'strategy':<22} {'unique docs':>12} {'max repeats':>11} {'knocked out':>11} {'est. tokens':>12}")
+    for name, s in report["strategies"].items():
+        lines.append(f"{name:<22} {s['unique_documents_seen']:>7} ({s['unique_fraction']:.0%}) {s['max_repeats']:>11} "
+                     f"{s['clusters_knocked_out']:>11} {s['estimated_tokens']:>12}")
+    for name, s in report["strategies"].items():
+        rows = sorted(s["per_cluster"], key=lambda c: (-c["size"], c["id"]))
+        lines.append(f"\n{name}: {s['strategy']}")
+        lines.append(f"{'id':>5} {'size':>8} {'draws':>9} {'share':>7} {'repeats':>7} {'knocked out at':>14}")
+        for c in rows[:limit] if limit else rows:
+            out = "-" if c["knockout_fraction"] is None else f"{c['knockout_fraction']:.1%}"
+            lines.append(f"{c['id']:>5} {c['size']:>8} {c['draws']:>9} {c['share']:>7.2%} {c['max_repeats']:>7} {out:>14}")
+        if limit and len(rows) > limit:
+            lines.append(f"… {len(rows) - limit} more clusters (use --limit 0 for all)")
+    return "\n".join(lines)
+
 if __name__ == "__main__":
     main()

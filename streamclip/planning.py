@@ -1,0 +1,68 @@
+"""A run's budget and its plan as plain data: shared by the reader, ``streamclip plan`` and the benchmarks."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping
+
+import numpy as np
+
+from streamclip.manifest import Manifest
+from streamclip.plan import PlanSummary, num_segments
+
+BYTES_PER_TOKEN = 4.0  # rough English BPE rate; only used for the "estimated tokens" column
+
+
+def resolve_budget(num_documents: int, *, total_samples: int | None, epochs: int | None, epoch_size: int | None) -> tuple[int, int]:
+    """``(total_samples, epoch_size)`` from what the user gave; an epoch defaults to one corpus' worth of draws.
+
+    Every epoch of a StreamingDataset has the same size, so the budget must be a whole number of epochs.
+    """
+    if total_samples is not None and epochs is not None:
+        raise ValueError("give total_samples or epochs, not both")
+    size = epoch_size if epoch_size is not None else num_documents
+    if size < 1:
+        raise ValueError(f"epoch_size must be >= 1, got {epoch_size=}")
+    if total_samples is None:
+        count = 1 if epochs is None else epochs
+        if count < 1:
+            raise ValueError(f"epochs must be >= 1, got {epochs=}")
+        return count * size, size
+    if total_samples < 1:
+        raise ValueError(f"total_samples must be >= 1, got {total_samples=}")
+    if epoch_size is None and total_samples < size:
+        return total_samples, total_samples
+    if total_samples % size:
+        segments = num_segments(total_samples, size)
+        raise ValueError(
+            f"total_samples={total_samples} is not a multiple of epoch_size={size}: every epoch of a StreamingDataset "
+            f"has the same size. Use total_samples={(segments - 1) * size or size} or {segments * size}, or an epoch_size that divides it"
+        )
+    return total_samples, size
+
+
+def plan_report(manifest: Manifest, summaries: Mapping[str, PlanSummary], *, epoch_size: int) -> dict[str, Any]:
+    """Per-strategy and per-cluster figures of whole runs, as JSON-able data."""
+    bytes_per_doc = manifest.cluster_bytes / manifest.cluster_sizes
+    first = next(iter(summaries.values()))
+    total = first.schedule.total_samples
+    strategies = {}
+    for name, s in summaries.items():
+        knocked = np.isfinite(s.knockout_fraction)
+        strategies[name] = {
+            "strategy": s.schedule.strategy.to_dict(),
+            "unique_documents_seen": s.total_unique_seen,
+            "unique_fraction": s.total_unique_seen / manifest.num_documents,
+            "max_repeats": int(s.passes.max()),
+            "clusters_knocked_out": int(knocked.sum()),
+            "estimated_tokens": int(float(s.draws @ bytes_per_doc) / BYTES_PER_TOKEN),
+            "per_cluster": [
+                {"id": k, "size": int(s.sizes[k]), "draws": int(s.draws[k]), "share": float(s.share[k]), "max_repeats": int(s.passes[k]),
+                 "knockout_fraction": float(s.knockout_fraction[k]) if knocked[k] else None}
+                for k in range(len(s.sizes))
+            ],
+        }
+    return {
+        "location": manifest.location, "documents": manifest.num_documents, "clusters": manifest.num_clusters,
+        "total_samples": total, "epoch_size": epoch_size, "epochs": math.ceil(total / epoch_size), "strategies": strategies,
+    }
