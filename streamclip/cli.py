@@ -156,7 +156,8 @@ def plan(dataset: str, strategy: str, compare: str | None, clip: float | None, t
     from streamclip.planning import plan_report, resolve_budget
 
     manifest = open_manifest(dataset)
-    total, size = resolve_budget(manifest.num_documents, total_samples=total_samples, epochs=epochs, epoch_size=epoch_size)
+    if total_samples is not None and epoch_size is None:
+        epoch_size = total_samples  # a simulation need not cut the run into epochs
     weights = None
     if weights_file:
         with open(weights_file) as f:
@@ -164,8 +165,14 @@ def plan(dataset: str, strategy: str, compare: str | None, clip: float | None, t
     params = {"clip": clip, "t": temperature, "switch": switch, "weights": weights}
     names = [n.strip() for n in (compare or strategy).split(",") if n.strip()]
     summaries = {}
-    for name in names:
-        summaries[name] = summarize(manifest.cluster_sizes, RunSchedule(manifest.cluster_sizes, _strategy(name, params), total))
+    try:
+        total, size = resolve_budget(manifest.num_documents, total_samples=total_samples, epochs=epochs, epoch_size=epoch_size)
+        for name in names:
+            summaries[name] = summarize(manifest.cluster_sizes, RunSchedule(manifest.cluster_sizes, _strategy(name, params), total))
+    except ValueError as e:
+        if isinstance(e, StreamclipError):
+            raise
+        raise click.UsageError(str(e)) from None
     report = plan_report(manifest, summaries, epoch_size=size)
     if as_json:
         click.echo(json.dumps(report, indent=1))
