@@ -19,19 +19,22 @@ from streamclip.errors import InputError
 
 @dataclass(frozen=True, slots=True)
 class KMeansResult:
-    """Centroids (unit rows), each row's label and similarity to its centroid, and the fit's record."""
+    """Centroids (unit rows), each row's label, each cluster's most central row (-1 if empty), the fit's record."""
 
     centroids: NDArray[np.float32]
-    labels: NDArray[np.int64]
-    similarity: NDArray[np.float32]
+    labels: NDArray[np.int32]
+    central: NDArray[np.int64]
     record: dict[str, Any]
 
 
 def fit_and_assign(
     vectors: NDArray[np.float32], *, k: int, seed: int, iterations: int = 20,
-    max_points_per_centroid: int = 256, chunk: int = 65536, progress: bool = True,
+    max_points_per_centroid: int = 256, chunk: int = 65536, progress: bool = True, labels_path: str | None = None,
 ) -> KMeansResult:
-    """Cluster ``vectors`` (rows of unit norm, possibly a memmap) into ``k`` spherical k-means clusters."""
+    """Cluster ``vectors`` (rows of unit norm, possibly a memmap) into ``k`` spherical k-means clusters.
+
+    With ``labels_path`` the labels go to an on-disk int32 array, so memory does not grow with the corpus.
+    """
     import faiss
 
     n, dim = vectors.shape
@@ -51,14 +54,15 @@ def fit_and_assign(
     centroids = np.ascontiguousarray(kmeans.centroids, dtype=np.float32)
     index = faiss.IndexFlatIP(dim)
     index.add(centroids)
-    labels = np.empty(n, dtype=np.int64)
-    sims = np.empty(n, dtype=np.float32)
+    labels = np.lib.format.open_memmap(labels_path, mode="w+", dtype=np.int32, shape=(n,)) if labels_path else np.empty(n, dtype=np.int32)
+    best = np.full(k, -np.inf, dtype=np.float32)
+    central = np.full(k, -1, dtype=np.int64)
     with tqdm(total=n, desc="assign", unit="doc", disable=not progress) as bar:
         for start in range(0, n, chunk):
             block = np.ascontiguousarray(vectors[start : start + chunk], dtype=np.float32)
             d, i = index.search(block, 1)
             labels[start : start + len(block)] = i[:, 0]
-            sims[start : start + len(block)] = d[:, 0]
+            _keep_most_central(i[:, 0], d[:, 0], start, best, central)
             bar.update(len(block))
     record = {
         "method": "faiss-kmeans",
@@ -70,4 +74,13 @@ def fit_and_assign(
         "final_objective": float(kmeans.obj[-1]) if len(kmeans.obj) else None,
         "faiss_version": faiss.__version__,
     }
-    return KMeansResult(centroids=centroids, labels=labels, similarity=sims, record=record)
+    return KMeansResult(centroids=centroids, labels=labels, central=central, record=record)
+
+
+def _keep_most_central(labels: NDArray[np.int64], sims: NDArray[np.float32], start: int, best: NDArray[np.float32], central: NDArray[np.int64]) -> None:
+    """Update each cluster's best (highest similarity, then lowest row) document with one chunk."""
+    order = np.lexsort((-sims, labels))
+    first = order[np.r_[True, labels[order][1:] != labels[order][:-1]]]
+    better = sims[first] > best[labels[first]]
+    best[labels[first[better]]] = sims[first[better]]
+    central[labels[first[better]]] = start + first[better]

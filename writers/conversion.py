@@ -129,8 +129,11 @@ def convert(inputs: list[str], out: str, config: ConvertConfig | None = None, *,
         vectors, report.resumed_embeddings = _embed_stage(docs_path, work, state, embedder, config.progress)
         report.seconds["embed"] = time.perf_counter() - t
         t = time.perf_counter()
-        result = fit_and_assign(vectors, k=config.clusters, seed=config.seed, iterations=config.iterations, progress=config.progress)
-        labels, examples, keep = _drop_empty(result.labels, result.similarity, config.clusters)
+        result = fit_and_assign(
+            vectors, k=config.clusters, seed=config.seed, iterations=config.iterations, progress=config.progress,
+            labels_path=os.path.join(work, "labels.npy"),
+        )
+        labels, examples, keep = _drop_empty(result.labels, result.central, config.clusters)
         centroids = result.centroids[keep]
         clustering = {**result.record, "empty_dropped": int(config.clusters - len(keep))}
         embedding = embedder.describe()
@@ -287,16 +290,18 @@ def _embed_stage(docs_path: str, work: str, state: dict[str, Any], embedder: Emb
     return np.memmap(path, dtype=np.float32, mode="r", shape=(n, dim)), resumed
 
 
-def _drop_empty(labels: NDArray[np.int64], sims: NDArray[np.float32], k: int) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
-    """Renumber clusters 0..K'-1 without empty ones; pick each cluster's example (the document nearest its centroid)."""
-    counts = np.bincount(labels, minlength=k)
+def _drop_empty(labels: NDArray[np.int32], central: NDArray[np.int64], k: int) -> tuple[NDArray[np.int32], NDArray[np.int64], NDArray[np.int64]]:
+    """Renumber clusters 0..K'-1 without the empty ones (in place, chunk by chunk, so a memmap stays on disk)."""
+    counts = np.zeros(k, dtype=np.int64)
+    for start in range(0, len(labels), 1 << 22):
+        counts += np.bincount(labels[start : start + (1 << 22)], minlength=k)
     keep = np.flatnonzero(counts)
-    remap = np.full(k, -1, dtype=np.int64)
-    remap[keep] = np.arange(len(keep))
-    new = remap[labels]
-    order = np.lexsort((-sims, new))  # by cluster, best similarity first
-    starts = np.searchsorted(new[order], np.arange(len(keep)))
-    return new, order[starts], keep
+    if len(keep) < k:
+        remap = np.full(k, -1, dtype=np.int32)
+        remap[keep] = np.arange(len(keep), dtype=np.int32)
+        for start in range(0, len(labels), 1 << 22):
+            labels[start : start + (1 << 22)] = remap[labels[start : start + (1 << 22)]]
+    return labels, central[keep], keep
 
 
 def _manifest(tmp: str, clusters: tuple[ClusterInfo, ...], columns: dict[str, str], embedding: dict[str, Any] | None,
