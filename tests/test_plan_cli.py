@@ -40,7 +40,8 @@ def test_json_plan_matches_the_engine(dataset):
     knocked = [c for c in clip["per_cluster"] if c["knockout_fraction"] is not None]
     assert len(knocked) == clip["clusters_knocked_out"] and all(c["draws"] == 2 * c["size"] for c in knocked)
     random_draws = np.array([c["draws"] for c in report["strategies"]["random"]["per_cluster"]])
-    assert np.all(np.abs(random_draws - 1200 * sizes / sizes.sum()) <= 1)
+    # The engine's integer counts stay within 1 + K*n_k/N of the continuous schedule under mixed rates.
+    assert np.all(np.abs(random_draws - 1200 * sizes / sizes.sum()) <= 1 + len(sizes) * sizes / sizes.sum())
     uniform_draws = np.array([c["draws"] for c in report["strategies"]["uniform"]["per_cluster"]])
     assert uniform_draws.max() - uniform_draws.min() <= 1
 

@@ -164,3 +164,16 @@ def test_counts_reject_times_outside_the_run(t):
     schedule = RunSchedule(np.array([4, 6]), Uniform(), 10)
     with pytest.raises(ValueError, match=r"t must be an integer in \[0, total_samples=10\]"):
         counts_at(schedule, t)
+
+
+@pytest.mark.parametrize("offset", [0.0, 0.5])
+def test_draws_due_at_the_same_time_go_to_lower_cluster_ids_first(monkeypatch, offset):
+    """Golden-ratio offsets make exact ties rare; equal offsets force them, so the tie rule shows."""
+    import streamclip.plan.counts as counts_module
+
+    monkeypatch.setattr(counts_module, "due_offsets", lambda k: np.full(k, offset))
+    k = 5
+    schedule = RunSchedule(np.array([4, 9, 2, 7, 3]), Uniform(), 40)
+    for t in range(41):
+        expected = t // k + (np.arange(k) < t % k)
+        np.testing.assert_array_equal(counts_at(schedule, t), expected, err_msg=f"at t={t}")

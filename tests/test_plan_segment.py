@@ -180,8 +180,8 @@ def test_layout_derives_offsets_and_sizes():
     ([3.0, 2.0], [(0, 1), (1, 2)], "samples_per_shard must be integers"),
     ([3, 2], [(0, 1, 2)], r"shape \(K, 2\)"),
     ([3, 2], [(0, 1), (1, 1), (1, 2)], r"cluster 1 owns no shard: range \[1, 1\]"),
-    ([3, 2, 4], [(0, 1), (2, 3)], "do not between clusters 0 and 1"),
-    ([3, 2, 4], [(0, 1), (1, 2)], "do not at the ends"),
+    ([3, 2, 4], [(0, 1), (2, 3)], "cluster 0 ends at shard 1 but cluster 1 starts at 2"),
+    ([3, 2, 4], [(0, 1), (1, 2)], r"tile shards 0..3 contiguously in cluster order; they cover shards 0..2"),
 ])
 def test_layout_rejects_bad_ranges(shards, ranges, match):
     with pytest.raises(ValueError, match=match):

@@ -54,11 +54,10 @@ class ClusterLayout:
             raise ValueError(f"cluster {bad} owns no shard: range {ranges[bad].tolist()}; every cluster needs one")
         gaps = np.flatnonzero(ranges[1:, 0] != ranges[:-1, 1])
         if ranges[0, 0] != 0 or ranges[-1, 1] != len(sizes) or gaps.size:
-            where = f"between clusters {gaps[0]} and {gaps[0] + 1}" if gaps.size else "at the ends"
-            raise ValueError(
-                f"cluster shard ranges must tile shards 0..{len(sizes)} contiguously in cluster order; "
-                f"they do not {where}"
-            )
+            where = (f"cluster {gaps[0]} ends at shard {ranges[gaps[0], 1]} but cluster {gaps[0] + 1} starts at "
+                     f"{ranges[gaps[0] + 1, 0]}" if gaps.size else
+                     f"they cover shards {ranges[0, 0]}..{ranges[-1, 1]}")
+            raise ValueError(f"cluster shard ranges must tile shards 0..{len(sizes)} contiguously in cluster order; {where}")
         ends = np.cumsum(sizes)
         offsets = ends - sizes
         cluster_sizes = ends[ranges[:, 1] - 1] - offsets[ranges[:, 0]]
@@ -70,7 +69,7 @@ class ClusterLayout:
     @classmethod
     def from_shards(cls, samples_per_shard: ArrayLike, shard_ranges: ArrayLike) -> ClusterLayout:
         """Build from any array-likes, e.g. lists read from a manifest: ``[[0, 3], [3, 4], ...]``."""
-        return cls(np.asarray(samples_per_shard), np.asarray(shard_ranges).reshape(-1, 2))
+        return cls(np.asarray(samples_per_shard), np.asarray(shard_ranges))
 
     @property
     def num_clusters(self) -> int:
@@ -124,7 +123,16 @@ def plan_segment(
         shard_ranges=layout.shard_cluster_ranges[drawn], cluster_sizes=layout.cluster_sizes[drawn],
         starts=before[drawn], stops=after[drawn],
     )
-    # Expand runs to ids: id = run_start + (index - index of the run's first id).
-    first_index = np.cumsum(run_length) - run_length
-    sample_ids = np.repeat(run_start - first_index, run_length) + np.arange(int(run_length.sum()), dtype=np.int64)
-    return run_length, sample_ids
+    return run_length, _expand_runs(run_start, run_length)
+
+
+def _expand_runs(run_start: NDArray[np.int64], run_length: NDArray[np.int64]) -> NDArray[np.int64]:
+    """Ids of consecutive runs, as a running sum of steps (1 inside a run, a jump between runs):
+    one array of E int64 allocated, which matters at E = 1e8."""
+    ids = np.ones(int(run_length.sum()), dtype=np.int64)
+    if ids.size:
+        first_index = np.cumsum(run_length[:-1])
+        ids[0] = run_start[0]
+        ids[first_index] = run_start[1:] - (run_start[:-1] + run_length[:-1] - 1)
+        np.cumsum(ids, out=ids)
+    return ids

@@ -26,10 +26,13 @@ def _check_seed(seed: object) -> int:
 
 def pass_order(num_shards: int, *, seed: int, cluster_id: int, pass_index: int) -> NDArray[np.int64]:
     """int64[S_k]: the order (local shard indices) in which pass ``pass_index`` visits the cluster."""
-    if num_shards == 1:  # the permutation of one item, without paying for a generator
+    return _permutation(int(num_shards), _check_seed(seed), int(cluster_id), int(pass_index))
+
+
+def _permutation(count: int, seed: int, cluster_id: int, pass_index: int) -> NDArray[np.int64]:
+    if count == 1:  # the permutation of one item, without paying for a generator
         return np.zeros(1, dtype=np.int64)
-    rng = np.random.default_rng((_check_seed(seed), int(cluster_id), int(pass_index)))
-    return rng.permutation(num_shards).astype(np.int64)
+    return np.random.default_rng((seed, cluster_id, pass_index)).permutation(count)
 
 
 def _group_starts(counts: NDArray[np.int64]) -> NDArray[np.int64]:
@@ -82,9 +85,8 @@ def walk_clusters(
     for row in np.flatnonzero(shards_per_pass > 1).tolist():
         cluster = int(pass_cluster[row])
         count = int(shards_per_pass[row])
-        local[row_start[row]:row_start[row] + count] = pass_order(
-            count, seed=seed, cluster_id=int(cluster_ids[cluster]), pass_index=int(pass_index[row])
-        )
+        local[row_start[row]:row_start[row] + count] = _permutation(
+            count, seed, int(cluster_ids[cluster]), int(pass_index[row]))
     row_pass = np.repeat(np.arange(len(pass_cluster)), shards_per_pass)
     row_cluster = pass_cluster[row_pass]
     shard = first[row_cluster] + local
