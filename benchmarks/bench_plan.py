@@ -14,7 +14,6 @@ every StreamingDataset epoch runs after the plan. Memory is the tracemalloc peak
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -24,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import emit, fmt, interleaved, markdown_table, spread, write_results  # noqa: E402
+from harness import emit, fmt, interleaved, markdown_table, parse_args, spread, write_results  # noqa: E402
 
 SHARD = 16384
 EPOCHS = 4
@@ -71,13 +70,8 @@ def child(spec: dict) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="N = 1e6 only, 2 repetitions (under 2 minutes)")
-    parser.add_argument("--repeats", type=int, default=None)
-    parser.add_argument("--child", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.child:
-        child(json.loads(args.child))
+    args = parse_args(__doc__, "N = 1e6 only, 2 repetitions (under 2 minutes)", child)
+    if args is None:
         return
     sizes = [10**6] if args.quick else [10**6, 10**7, 10**8]
     repeats = args.repeats or (2 if args.quick else 3)

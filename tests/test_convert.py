@@ -70,6 +70,14 @@ def test_same_inputs_and_seed_give_identical_bytes(tmp_path, sample_jsonl):
     assert tree_digest(tmp_path / "c")["centroids.npy"] != tree_digest(tmp_path / "a")["centroids.npy"]
 
 
+def test_grouping_through_disk_gives_the_same_bytes_as_in_memory(tmp_path, sample_jsonl):
+    convert([str(sample_jsonl)], str(tmp_path / "memory"), ConvertConfig(clusters=7, rules=FieldRules(keep=("source",)), **FAST))
+    tiny = ConvertConfig(clusters=7, rules=FieldRules(keep=("source",)), memory_budget=16 << 10, keep_work=True, **FAST)
+    convert([str(sample_jsonl)], str(tmp_path / "disk"), tiny)
+    assert len(list((tmp_path / "disk.streamclip-work" / "spill").iterdir())) == 7  # every cluster went through a file
+    assert tree_digest(tmp_path / "disk") == tree_digest(tmp_path / "memory")
+
+
 def test_all_input_formats_and_globs(tmp_path, sample_docs):
     docs = sample_docs[:120]
     raw = "".join(json.dumps(d) + "\n" for d in docs[:30]).encode()

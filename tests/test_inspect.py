@@ -11,16 +11,13 @@ import pytest
 
 from streamclip import open_manifest
 from streamclip.summary import describe, gini
-from streamclip.writers import ConvertConfig, convert
+
+from conftest import convert_docs
 
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory, sample_docs):
-    root = tmp_path_factory.mktemp("inspect")
-    src = root / "c.jsonl"
-    src.write_text("".join(json.dumps(d) + "\n" for d in sample_docs))
-    convert([str(src)], str(root / "ds"), ConvertConfig(clusters=7, embedder="hashing", progress=False))
-    return root / "ds"
+    return convert_docs(tmp_path_factory.mktemp("inspect"), sample_docs, clusters=7)
 
 
 def test_gini_bounds():

@@ -12,17 +12,13 @@ import pytest
 
 from streamclip import ManifestError, open_manifest
 from streamclip.manifest import dumps_manifest, load_centroids
-from streamclip.writers import ConvertConfig, convert
+
+from conftest import convert_docs
 
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory, sample_docs) -> Path:
-    root = tmp_path_factory.mktemp("manifest")
-    src = root / "c.jsonl"
-    src.write_text("".join(json.dumps(d) + "\n" for d in sample_docs))
-    out = root / "ds"
-    convert([str(src)], str(out), ConvertConfig(clusters=6, embedder="hashing", shard_size=64 << 10, progress=False))
-    return out
+    return convert_docs(tmp_path_factory.mktemp("manifest"), sample_docs, clusters=6, shard_size=64 << 10)
 
 
 @pytest.fixture

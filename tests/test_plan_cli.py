@@ -11,16 +11,13 @@ import pytest
 
 from streamclip import open_manifest
 from streamclip.plan import ClusterClip, RunSchedule, counts_at
-from streamclip.writers import ConvertConfig, convert
+
+from conftest import convert_docs
 
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory, sample_docs):
-    root = tmp_path_factory.mktemp("plancli")
-    src = root / "c.jsonl"
-    src.write_text("".join(json.dumps(d) + "\n" for d in sample_docs))
-    convert([str(src)], str(root / "ds"), ConvertConfig(clusters=9, embedder="hashing", progress=False))
-    return root / "ds"
+    return convert_docs(tmp_path_factory.mktemp("plancli"), sample_docs, clusters=9)
 
 
 def run_plan(*args: str) -> subprocess.CompletedProcess:

@@ -20,6 +20,7 @@ from streamclip.plan import ClusterClip, ClusterLayout, RunSchedule, Uniform, co
 from streamclip.readers import ClusterClipDataset, resolve_budget
 from streamclip.writers import ConvertConfig, convert
 
+from conftest import convert_docs
 from reader_helpers import EPOCH, as_sets, columns, global_batches, make_dataset
 
 HERE = Path(__file__).resolve().parent
@@ -27,12 +28,7 @@ HERE = Path(__file__).resolve().parent
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory, sample_docs) -> Path:
-    root = tmp_path_factory.mktemp("reader")
-    src = root / "c.jsonl"
-    src.write_text("".join(json.dumps(d) + "\n" for d in sample_docs))
-    out = root / "ds"
-    convert([str(src)], str(out), ConvertConfig(clusters=8, embedder="hashing", shard_size=24 << 10, progress=False))
-    return out
+    return convert_docs(tmp_path_factory.mktemp("reader"), sample_docs, clusters=8, shard_size=24 << 10)
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +76,6 @@ def test_samples_carry_their_cluster(dataset):
 
 def test_clusterclip_never_repeats_a_document_more_than_clip(dataset):
     clip = 2
-    manifest = open_manifest(str(dataset))
     batches = global_batches(dataset, strategy=ClusterClip(clip=clip), epochs=2, epochs_to_read=2)
     counts = Counter(t for b in batches for t in b)
     assert max(counts.values()) <= clip

@@ -4,7 +4,9 @@ Stages: read (validate, stage accepted documents, record rejects) -> embed (to a
 matrix, resumable) -> cluster (faiss spherical k-means, or an input field) -> spill per
 cluster -> pack into MDS shards -> manifest. The dataset is built in a temporary directory
 beside the output and renamed into place only when complete, so a crash never leaves
-something that looks like a dataset.
+something that looks like a dataset. For an ``s3://bucket/prefix`` output the dataset is
+staged locally (``out_local``, else a temporary directory) and each shard is uploaded as soon
+as it is packed; the manifest files go up last (``writers/upload.py``).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import hashlib
 import json
 import os
 import shutil
+import tempfile
 import time
 import uuid
 from collections import Counter
@@ -28,12 +31,14 @@ from streamclip.errors import InputError
 from streamclip.manifest import (
     CENTROIDS_NAME, INDEX_NAME, MANIFEST_NAME, REJECTS_NAME, ClusterInfo, InputInfo, Manifest, dumps_manifest,
 )
+from streamclip.storage import is_remote
 from streamclip.writers.clustering import fit_and_assign
 from streamclip.writers.docstore import RecordWriter, encode_record, read_records
 from streamclip.writers.embedders import Embedder, make_embedder
-from streamclip.writers.packing import pack_clusters, spill_by_cluster
-from streamclip.writers.sources import Document, FieldRules, Rejection, expand_inputs, read_source
+from streamclip.writers.packing import ClusterSpill, pack_clusters, spill_by_cluster
+from streamclip.writers.sources import Document, FieldRules, Rejection, expand_inputs, read_source, stat_input
 from streamclip.writers.terms import TermStats
+from streamclip.writers.upload import S3Uploader, UploadError
 
 EMBED_CHUNK = 2048
 
@@ -51,10 +56,12 @@ class ConvertConfig:
     rules: FieldRules = field(default_factory=FieldRules)
     compression: str = "zstd:3"
     shard_size: int = 32 << 20
+    memory_budget: int = 256 << 20
     strict: bool = False
     overwrite: bool = False
     resume: bool = False
     work_dir: str | None = None
+    out_local: str | None = None  # for an s3:// output: keep the local copy here [default: a temporary staging dir]
     keep_work: bool = False
     progress: bool = True
 
@@ -83,16 +90,21 @@ class ConvertReport:
 
 
 def convert(inputs: list[str], out: str, config: ConvertConfig | None = None, *, embedder: Embedder | None = None) -> ConvertReport:
-    """Convert the corpus files ``inputs`` into a streamclip dataset at directory ``out``.
+    """Convert the corpus files ``inputs`` into a streamclip dataset at directory ``out`` (or ``s3://bucket/prefix``).
 
     ``embedder`` overrides ``config.embedder`` with any object following the ``Embedder`` protocol.
     Raises ``InputError`` for unusable arguments, and under ``strict`` when any document is rejected.
     """
     config = config or ConvertConfig()
     files = expand_inputs(inputs)
-    out = os.path.normpath(out)
-    _check_destination(out, config.overwrite)
-    work = config.work_dir or f"{out}.streamclip-work"
+    remote = is_remote(out)
+    if config.out_local and not remote:
+        raise InputError(f"--out-local is for an s3:// output; {out!r} is a local directory already")
+    uploader = S3Uploader(out, overwrite=config.overwrite, progress=config.progress) if remote else None
+    out = out.rstrip("/") if remote else os.path.normpath(out)
+    local_out = _local_output(out, config) if remote else out
+    _check_destination(local_out, config.overwrite)
+    work = config.work_dir or f"{local_out}.streamclip-work"
     report = ConvertReport(out=out)
     clustered_by_field = config.rules.cluster_field is not None
     if embedder is None and not clustered_by_field:
@@ -142,17 +154,18 @@ def convert(inputs: list[str], out: str, config: ConvertConfig | None = None, *,
     num_clusters = int(labels.max()) + 1
 
     t = time.perf_counter()
-    parent = os.path.dirname(os.path.abspath(out))
-    tmp = os.path.join(parent, f".{os.path.basename(out)}.tmp-{uuid.uuid4().hex[:8]}")
+    parent = os.path.dirname(os.path.abspath(local_out))
+    tmp = os.path.join(parent, f".{os.path.basename(local_out)}.tmp-{uuid.uuid4().hex[:8]}")
     try:
-        spill = os.path.join(work, "spill")
-        shutil.rmtree(spill, ignore_errors=True)
+        shutil.rmtree(os.path.join(work, "spill"), ignore_errors=True)
+        spill = ClusterSpill(os.path.join(work, "spill"), budget_bytes=config.memory_budget)
         example_texts = spill_by_cluster(docs_path, labels, spill, examples=examples, progress=config.progress)
         columns = {"text": "str", "cluster": "int32", **{name: "json" for name in config.rules.keep}}
         terms = TermStats()
         packed = pack_clusters(
             spill, tmp, num_clusters=num_clusters, columns=columns, compression=config.compression,
             size_limit=config.shard_size, total=report.written, terms=terms, progress=config.progress,
+            on_shard=None if uploader is None else lambda entry: uploader.submit_shard_files(tmp, entry),
         )
         top = terms.top_terms()
         clusters = tuple(
@@ -166,9 +179,18 @@ def convert(inputs: list[str], out: str, config: ConvertConfig | None = None, *,
         manifest = _manifest(tmp, clusters, columns, embedding, clustering, inputs_info, report.rejected, centroids is not None)
         with open(os.path.join(tmp, MANIFEST_NAME), "wb") as f:
             f.write(dumps_manifest(manifest))
-        _replace(tmp, out)
-    except BaseException:
+        if uploader is not None:
+            uploader.finish(tmp)
+        if remote and not config.out_local:
+            shutil.rmtree(tmp)
+        else:
+            _replace(tmp, local_out)
+    except BaseException as e:
+        if uploader is not None:
+            uploader.abort()
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(e, UploadError):
+            raise UploadError(f"{e}. The work directory {work} is kept: run the same command with --resume to retry without re-reading or re-embedding") from e
         raise
     report.seconds["pack"] = time.perf_counter() - t
     report.clusters, report.shards = num_clusters, manifest.num_shards
@@ -184,9 +206,18 @@ def _check_destination(out: str, overwrite: bool) -> None:
         raise InputError(f"{out}: exists and is not empty; pass --overwrite to replace it")
 
 
+def _local_output(out: str, config: ConvertConfig) -> str:
+    """Where an ``s3://`` output is staged: ``out_local``, else a directory named after the destination beside
+    the work directory (the system temp dir by default; a stable name, so ``--resume`` finds the work)."""
+    if config.out_local:
+        return os.path.normpath(config.out_local)
+    base = os.path.dirname(os.path.abspath(config.work_dir)) if config.work_dir else tempfile.gettempdir()
+    return os.path.join(base, f"streamclip-{hashlib.sha256(out.encode()).hexdigest()[:12]}")
+
+
 def _work_key(files: list[str], config: ConvertConfig, embedder: Embedder | None) -> str:
-    """Identifies the staged work: inputs (path, size, mtime) and everything that shapes read and embed."""
-    stats = [(p, os.stat(p).st_size, os.stat(p).st_mtime_ns) for p in files]
+    """Identifies the staged work: inputs (path, size, mtime or S3 ETag) and everything that shapes read and embed."""
+    stats = [stat_input(p) for p in files]
     described = embedder.describe() if embedder is not None else None
     blob = json.dumps([stats, asdict(config.rules), described, __version__], sort_keys=True, default=list)
     return hashlib.sha256(blob.encode()).hexdigest()
@@ -274,7 +305,7 @@ def _embed_stage(docs_path: str, work: str, state: dict[str, Any], embedder: Emb
         batch: list[str] = []
         row = 0
         with tqdm(total=n, initial=done, desc="embed", unit="doc", disable=not progress) as bar:
-            for text, _ in read_records(docs_path):
+            for text, _, _ in read_records(docs_path):
                 row += 1
                 if row <= done:
                     continue

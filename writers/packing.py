@@ -9,13 +9,15 @@ boundary. Cluster k therefore owns a contiguous range of shards and of global sa
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 from tqdm.auto import tqdm
 
-from streamclip.writers.docstore import append_frame, encode_record, read_records
+from streamclip.writers.docstore import append_frame, decode_record, iter_raw
 from streamclip.writers.terms import TermStats
 
 EXAMPLE_CHARS = 240
@@ -30,65 +32,111 @@ class PackedCluster:
     example: str
 
 
+class ClusterSpill:
+    """Documents grouped by cluster within a fixed memory budget.
+
+    While everything fits in ``budget_bytes`` the groups stay in memory and packing reads them from
+    there; once the budget is exceeded, every group goes to its own compressed file and later
+    additions are appended, so memory stays bounded whatever the corpus size or number of clusters.
+    """
+
+    def __init__(self, spill_dir: str, *, budget_bytes: int = 256 << 20) -> None:
+        self.spill_dir = spill_dir
+        self.budget_bytes = budget_bytes
+        self.spilled = False
+        self._buffers: dict[int, list[bytes]] = {}
+        self._held = 0
+
+    def add(self, cluster: int, record: bytes) -> None:
+        self._buffers.setdefault(cluster, []).append(record)
+        self._held += len(record)
+        if self._held >= self.budget_bytes:
+            self._flush()
+
+    def close(self) -> None:
+        """Call after the last ``add``: a group that went to disk must be complete there."""
+        if self.spilled:
+            self._flush()
+
+    def records(self, cluster: int) -> Iterator[bytes]:
+        """The raw records of one cluster in the order they were added (each group can be read once)."""
+        if self.spilled:
+            return iter_raw(self._path(cluster))
+        return iter(self._buffers.pop(cluster, ()))
+
+    def _flush(self) -> None:
+        os.makedirs(self.spill_dir, exist_ok=True)
+        for k, records in self._buffers.items():
+            append_frame(self._path(k), records)
+        self._buffers.clear()
+        self._held = 0
+        self.spilled = True
+
+    def _path(self, k: int) -> str:
+        return os.path.join(self.spill_dir, f"{k:06d}.zst")
+
+
 def spill_by_cluster(
-    docs_path: str, labels: NDArray[np.int64], spill_dir: str, *,
-    examples: NDArray[np.int64], budget_bytes: int = 64 << 20, progress: bool = True,
+    docs_path: str, labels: NDArray[np.integer], spill: ClusterSpill, *, examples: NDArray[np.int64], progress: bool = True,
 ) -> dict[int, str]:
-    """Split the read-order document file into one file per cluster; returns each cluster's example text.
+    """Route the read-order staged documents to their clusters; returns each cluster's example text.
 
     ``examples[k]`` is the read-order index of the document chosen to illustrate cluster k.
     """
-    os.makedirs(spill_dir, exist_ok=True)
-    buffers: dict[int, list[bytes]] = {}
-    held = 0
     example_of = {int(i): k for k, i in enumerate(examples) if i >= 0}
     texts: dict[int, str] = {}
-
-    def flush() -> None:
-        nonlocal held
-        for k, records in buffers.items():
-            append_frame(_spill_path(spill_dir, k), records)
-        buffers.clear()
-        held = 0
-
-    for i, (text, fields) in enumerate(tqdm(read_records(docs_path), total=len(labels), desc="spill", unit="doc", disable=not progress)):
-        k = int(labels[i])
-        record = encode_record(text, fields)
-        buffers.setdefault(k, []).append(record)
-        held += len(record)
+    chunk = 1 << 16
+    block = np.empty(0, dtype=np.int64)
+    for i, raw in enumerate(tqdm(iter_raw(docs_path), total=len(labels), desc="group", unit="doc", disable=not progress)):
+        if i % chunk == 0:
+            block = np.asarray(labels[i : i + chunk], dtype=np.int64)  # one read of an on-disk label array per chunk
+        spill.add(int(block[i % chunk]), raw)
         if i in example_of:
-            texts[example_of[i]] = _shorten(text)
-        if held >= budget_bytes:
-            flush()
-    flush()
+            texts[example_of[i]] = _shorten(decode_record(raw)[0])
+    spill.close()
     return texts
 
 
 def pack_clusters(
-    spill_dir: str, out_dir: str, *, num_clusters: int, columns: dict[str, str], compression: str,
-    size_limit: int, total: int, terms: TermStats, progress: bool = True,
+    spill: ClusterSpill, out_dir: str, *, num_clusters: int, columns: dict[str, str], compression: str,
+    size_limit: int, total: int, terms: TermStats, progress: bool = True, on_shard: Callable[[dict[str, Any]], None] | None = None,
 ) -> list[PackedCluster]:
-    """Write clusters 0..K-1 in order into MDS shards under ``out_dir`` (which gets ``index.json``)."""
+    """Write clusters 0..K-1 in order into MDS shards under ``out_dir`` (which gets ``index.json``).
+
+    ``on_shard`` is called with each shard's ``index.json`` entry as soon as its file is complete
+    (the uploader starts sending it while later shards are being packed).
+    """
     from streaming import MDSWriter
 
     keep = [c for c in columns if c not in ("text", "cluster")]
     writer = MDSWriter(out=out_dir, columns=columns, compression=compression, hashes=["xxh64"], size_limit=size_limit)
     packed: list[PackedCluster] = []
     shard, sample = 0, 0
+    announced = 0
+
+    def announce() -> None:  # the writer also closes shards by itself when one fills up
+        nonlocal announced
+        while on_shard is not None and announced < len(writer.shards):
+            on_shard(writer.shards[announced])
+            announced += 1
+
     try:
         with tqdm(total=total, desc="pack", unit="doc", disable=not progress) as bar:
             for k in range(num_clusters):
                 count = nbytes = 0
                 first = None
-                for text, fields in read_records(_spill_path(spill_dir, k)):
+                for raw in spill.records(k):
+                    text, fields, size = decode_record(raw)
                     writer.write({"text": text, "cluster": k, **{c: fields.get(c) for c in keep}})
+                    announce()
                     terms.add(text)
                     first = first if first is not None else text
                     count += 1
-                    nbytes += len(text.encode("utf-8"))
+                    nbytes += size
                 if writer.new_samples:
                     writer.flush_shard()
                     writer._reset_cache()  # the stock writer only does this when a shard fills
+                    announce()
                 terms.end_cluster()
                 end_shard = len(writer.shards)
                 packed.append(PackedCluster(count, nbytes, (shard, end_shard), (sample, sample + count), _shorten(first or "")))
@@ -99,10 +147,6 @@ def pack_clusters(
         writer.cancel_future_jobs()
         raise
     return packed
-
-
-def _spill_path(spill_dir: str, k: int) -> str:
-    return os.path.join(spill_dir, f"{k:06d}.zst")
 
 
 def _shorten(text: str) -> str:

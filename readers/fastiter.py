@@ -1,0 +1,241 @@
+"""The fast epoch iterator of ``ClusterClipDataset``: stock ``StreamingDataset.__iter__`` with span reads.
+
+:func:`iter_spans` mirrors streaming 0.13's ``__iter__`` line for line (resume and epoch
+increment, the node's shared work array, the ``_Iterator`` with its prepare and ready threads),
+so which sample ids a worker yields, and in which order, is stock's. Three per-sample loops of
+stock cost more than reading a sample and are replaced by equivalent loops over chunks of ids
+(the dataset's ``_prepare_thread`` / ``_ready_thread`` call :func:`prepare_spans` / :func:`ready_spans`):
+
+- the yield loop takes every id from ``yield_index`` on whose shard is LOCAL (stock's ready
+  condition) at once, skips -1 padding, decodes them with :class:`ShardSpanReader` and advances
+  ``yield_index`` per sample as stock does, so the prepare thread's ``predownload`` window holds;
+- the prepare thread calls stock ``prepare_shard`` (download, hash check, decompress, eviction)
+  once per run of ids in one shard instead of once per id (it takes a file lock each time), and
+  not at all for a shard it already prepared that is still LOCAL;
+- the ready thread advances over a whole chunk of LOCAL shards at once.
+
+Shard access times (the eviction order) are touched once per shard per chunk instead of per sample.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor, wait
+from threading import Event
+from time import sleep, time_ns
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from numpy.typing import NDArray
+from streaming.base.constant import TICK
+from streaming.base.dataset import _Iterator, _ShardState
+
+from streamclip.readers.spanread import ShardSpanReader
+
+if TYPE_CHECKING:
+    from streaming import StreamingDataset
+
+__all__ = ["iter_spans", "prepare_spans", "ready_spans"]
+
+LOCAL = int(_ShardState.LOCAL)
+REMOTE = int(_ShardState.REMOTE)
+# Ids handled per step of the background threads: large enough to amortise numpy, small enough
+# that a step never holds the GIL for long.
+CHUNK = 4096
+# A mapping unused by this many shard lookups in a row is dropped (see ShardSpanReader.forget_unused).
+KEEP_MAPPED = 256
+RETRIES = 7
+
+
+def iter_spans(ds: StreamingDataset) -> Iterator[dict[str, Any]]:
+    """One worker's samples of the next epoch, exactly as stock ``StreamingDataset.__iter__`` yields them."""
+    if hasattr(ds, "_iterator"):
+        ds._iterator.exit()
+    if not hasattr(ds, "_executor"):
+        ds._executor = ThreadPoolExecutor()
+    if not hasattr(ds, "_event"):
+        ds._event = Event()
+    elif ds._event.is_set():
+        raise RuntimeError("Background thread failed. Check other traceback.")
+    ds._unique_worker_world = ds._unique_rank_world.detect_workers()
+    ds._parallel_worker_world = ds._parallel_rank_world.detect_workers()
+    epoch, sample_in_epoch = ds._resume_incr_epoch()
+    sample_ids = ds._get_work(epoch, sample_in_epoch)
+    if not len(sample_ids):
+        return
+    ds._iterator = it = _Iterator(sample_ids)
+    prepare_future = ds._executor.submit(ds._prepare_thread, it)  # the dataset picks prepare_spans for the fast path
+    prepare_future.add_done_callback(ds.on_exception)
+    ready_future = ds._executor.submit(ds._ready_thread, it)  # ... and ready_spans
+    ready_future.add_done_callback(ds.on_exception)
+    reader = ShardSpanReader(ds.shards)
+    try:
+        yield from _yield_spans(ds, it, _bounds(ds), reader)
+    finally:
+        reader.release()
+    wait([prepare_future, ready_future], return_when="FIRST_EXCEPTION")
+    it.exit()
+
+
+def _bounds(ds: StreamingDataset) -> NDArray[np.int64]:
+    """Global id of each shard's first sample, then the total: shard of id i is ``searchsorted(bounds, i, 'right') - 1``."""
+    return np.concatenate([[0], np.cumsum(ds.samples_per_shard)]).astype(np.int64)
+
+
+def _shards_of(bounds: NDArray[np.int64], ids: NDArray[np.int64]) -> NDArray[np.int64]:
+    return np.searchsorted(bounds, ids, side="right") - 1
+
+
+def _window(ds: StreamingDataset, it: _Iterator, begin: int) -> int:
+    """End of the next chunk from ``begin``: stock lets a thread run ``predownload`` ids past ``yield_index``."""
+    stop = min(it.total, begin + CHUNK)
+    if ds.predownload is not None:
+        stop = min(stop, it.yield_index + ds.predownload + 1)
+    return stop
+
+
+def _yield_spans(ds: StreamingDataset, it: _Iterator, bounds: NDArray[np.int64], reader: ShardSpanReader) -> Iterator[dict[str, Any]]:
+    """Stock ``map(ds.__getitem__, ds._each_sample_id(it))``, a chunk of ready ids at a time."""
+    times = ds._shard_access_times
+    chunk = max(1, ds.predownload or CHUNK)
+    while True:
+        if it.should_exit() or it.yield_index == it.total or ds._event.is_set():
+            break
+        begin = it.yield_index
+        ids = it.sample_ids[begin : min(it.total, begin + chunk)]
+        positions = np.flatnonzero(ids >= 0)
+        shard_ids = _shards_of(bounds, ids[positions])
+        # Ready: before the ready thread's index (an eviction since is repaired by _make_current, as
+        # stock get_item does), or beyond it with its shard LOCAL, the ready thread's own test.
+        unchecked = np.searchsorted(positions, it.ready_index - begin)
+        not_local = unchecked + np.flatnonzero(ds._shard_states.numpy()[shard_ids[unchecked:]] != LOCAL)
+        if len(not_local):  # Yield up to the first id whose shard is not ready, like stock.
+            end = int(positions[not_local[0]])
+            if end == 0:
+                sleep(TICK)
+                continue
+            positions, shard_ids = positions[: not_local[0]], shard_ids[: not_local[0]]
+        else:
+            end = len(ids)
+        samples = _read(ds, reader, shard_ids, ids[positions] - bounds[shard_ids], times)
+        for position, sample in zip((positions + begin).tolist(), samples):
+            it.yield_index = position
+            yield sample
+        it.yield_index = begin + end
+        reader.forget_unused(KEEP_MAPPED)
+    it.on_exit()
+
+
+def _read(ds: StreamingDataset, reader: ShardSpanReader, shard_ids: NDArray[np.int64], local: NDArray[np.int64], times: Any) -> list[dict[str, Any]]:
+    """Decode ``(shard_ids[i], local[i])`` in order: one vectorised decode per shard, scattered back."""
+    if not len(shard_ids):
+        return []
+    if shard_ids[0] == shard_ids[-1] and (len(shard_ids) < 2 or (shard_ids == shard_ids[0]).all()):
+        groups = [(int(shard_ids[0]), None)]
+    else:
+        order = np.argsort(shard_ids, kind="stable")
+        cuts = np.flatnonzero(np.diff(shard_ids[order])) + 1
+        groups = [(int(shard_ids[g[0]]), g) for g in np.split(order, cuts)]
+    out: list[Any] = [None] * len(shard_ids)
+    for shard_id, where in groups:
+        _make_current(ds, reader, shard_id)
+        decoded = reader.decode(shard_id, local if where is None else local[where])
+        times[shard_id] = time_ns()
+        if where is None:
+            return decoded
+        for i, sample in zip(where.tolist(), decoded):
+            out[i] = sample
+    return out
+
+
+def _make_current(ds: StreamingDataset, reader: ShardSpanReader, shard_id: int) -> None:
+    """Stock ``get_item``'s recovery: a shard file evicted since it was ready is prepared again."""
+    for _ in range(1 + RETRIES):
+        if reader.current(shard_id):
+            return
+        ds.prepare_shard(shard_id)
+    ds._event.set()
+    raise RuntimeError(
+        f"{reader.path(shard_id)} is missing after {RETRIES} attempts to prepare it: "
+        + ("the cache_limit may be too low (shards evicted as soon as prepared)" if ds.cache_limit else
+           "check that the shard exists in the remote, or that nothing deletes files from the local directory")
+    )
+
+
+def prepare_spans(ds: StreamingDataset, it: _Iterator) -> None:
+    """Stock ``_prepare_thread``: download/decompress shards ahead, within ``predownload`` of the yield index."""
+    bounds = _bounds(ds)
+    prepared: set[int] = set()  # Shards this thread prepared; while LOCAL they need nothing more.
+    times = ds._shard_access_times
+    while True:
+        if it.should_exit():
+            break
+        if it.prepare_index == it.total or it.ready_index == it.total:
+            it.prepare_index = it.total
+            break
+        if ds._event.is_set():
+            break
+        if ds.predownload is not None and ds.predownload < it.prepare_index - it.yield_index:
+            sleep(TICK)
+            continue
+        begin = it.prepare_index
+        stop = _window(ds, it, begin)
+        if stop <= begin:
+            sleep(TICK)
+            continue
+        ids = it.sample_ids[begin:stop]
+        positions = np.flatnonzero(ids >= 0)
+        shard_ids = _shards_of(bounds, ids[positions])
+        run_starts = np.flatnonzero(np.diff(shard_ids, prepend=-1))
+        states = ds._shard_states.numpy()
+        for shard_id, position in zip(shard_ids[run_starts].tolist(), positions[run_starts].tolist()):
+            if shard_id in prepared and states[shard_id] == LOCAL:
+                continue
+            it.prepare_index = begin + position
+            ds.prepare_shard(shard_id, False)
+            if states[shard_id] == LOCAL:
+                prepared.add(shard_id)
+            if it.should_exit() or ds._event.is_set():
+                break
+        else:
+            local = np.unique(shard_ids)
+            times[local[states[local] == LOCAL]] = time_ns()
+            it.prepare_index = stop
+            continue
+        break
+    it.on_exit()
+
+
+def ready_spans(ds: StreamingDataset, it: _Iterator) -> None:
+    """Stock ``_ready_thread``: advance ``ready_index`` over ids whose shard is LOCAL, preparing REMOTE ones."""
+    bounds = _bounds(ds)
+    while True:
+        if it.should_exit() or it.ready_index == it.total or ds._event.is_set():
+            break
+        if ds.predownload is not None and ds.predownload < it.ready_index - it.yield_index:
+            sleep(TICK)
+            continue
+        begin = it.ready_index
+        stop = _window(ds, it, begin)
+        if stop <= begin:
+            sleep(TICK)
+            continue
+        ids = it.sample_ids[begin:stop]
+        positions = np.flatnonzero(ids >= 0)
+        shard_ids = _shards_of(bounds, ids[positions])
+        states = ds._shard_states.numpy()
+        waiting = np.flatnonzero(states[shard_ids] != LOCAL)
+        if not len(waiting):
+            it.ready_index = stop
+            continue
+        it.ready_index = begin + int(positions[waiting[0]])
+        shard_id = int(shard_ids[waiting[0]])
+        while states[shard_id] != LOCAL and not ds._event.is_set():
+            # Stock prepares a REMOTE shard once, then waits for LOCAL; if the shard is evicted again
+            # before it looks (a tight cache_limit), it waits forever. Prepare it again instead.
+            if states[shard_id] == REMOTE:
+                ds.prepare_shard(shard_id, False)
+            else:
+                sleep(TICK)
+        it.ready_index += 1
+    it.on_exit()

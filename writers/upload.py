@@ -1,0 +1,229 @@
+"""Publishing a dataset to ``s3://bucket/prefix``: shards first, the manifest last.
+
+A reader decides that a dataset exists by finding ``streamclip.json`` (and stock streaming by
+``index.json``), so the upload order is the commit protocol: every shard, then
+``centroids.npy`` and ``rejected.jsonl``, then ``index.json``, and ``streamclip.json`` last.
+An interrupted upload therefore leaves no readable manifest. Replacing a dataset
+(``overwrite=True``) first deletes the old ``streamclip.json`` and ``index.json``, so for the
+duration of the upload the prefix holds no dataset rather than a mix of old and new shards.
+
+``S3Uploader`` can be fed shards one by one while they are being written (``convert`` does
+this) or given a finished directory (``upload_dataset``). Uploads go through boto3 (the client
+of ``streamclip.storage.s3_client``, honouring ``S3_ENDPOINT_URL``) on a thread pool.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import posixpath
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from streamclip.errors import InputError, StreamclipError
+from streamclip.manifest import CENTROIDS_NAME, INDEX_NAME, MANIFEST_NAME, REJECTS_NAME
+from streamclip.storage import describe_s3_error, s3_client, split_s3
+
+# Uploaded after every shard, in this order; the manifest is the commit mark.
+METADATA_ORDER = (CENTROIDS_NAME, REJECTS_NAME, INDEX_NAME, MANIFEST_NAME)
+
+
+class UploadError(StreamclipError):
+    """Uploading a dataset to object storage failed; the remote holds no readable manifest."""
+
+
+class S3Uploader:
+    """Uploads one dataset's files to ``location`` (``s3://bucket/prefix``); shards concurrently, the manifest last.
+
+    Construction checks the destination (credentials, bucket, and that no dataset is there
+    unless ``overwrite``) before any work is done, so a conversion fails in seconds, not after
+    embedding. ``client`` replaces the boto3 client (tests wrap a real one to inject faults).
+    """
+
+    def __init__(self, location: str, *, overwrite: bool = False, client: Any = None, workers: int = 8, progress: bool = True) -> None:
+        self.location = location.rstrip("/")
+        try:
+            self.bucket, self.prefix = split_s3(self.location)
+        except ValueError:
+            raise InputError(f"{location}: a dataset goes to a local directory or to s3://bucket/prefix") from None
+        self.client = client if client is not None else s3_client()
+        self.overwrite = overwrite
+        self.workers = workers
+        self._pool: ThreadPoolExecutor | None = None
+        self._futures: list[Future] = []
+        self._names: list[str] = []
+        self._prepared = False
+        self._old_files: set[str] = set()
+        self._lock = threading.Lock()
+        self._progress = progress
+        self._bar: tqdm | None = None
+        if self._manifest_exists() and not overwrite:
+            raise InputError(f"{self.location}: a streamclip dataset exists there; pass --overwrite to replace it")
+
+    def key(self, name: str) -> str:
+        return posixpath.join(self.prefix, name) if self.prefix else name
+
+    def url(self, name: str) -> str:
+        return f"s3://{self.bucket}/{self.key(name)}"
+
+    def submit(self, path: str, name: str | None = None) -> None:
+        """Start uploading local file ``path`` as ``name`` (default: its basename) in the background."""
+        name = name or os.path.basename(path)
+        self._raise_if_failed()
+        self._prepare()
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="streamclip-upload")
+        self._add_total(os.path.getsize(path))
+        self._names.append(name)
+        self._futures.append(self._pool.submit(self._put, path, name))
+
+    def submit_shard_files(self, directory: str, shard: dict[str, Any]) -> None:
+        """Upload the files of one ``index.json`` shard entry found in ``directory`` (the zip, else the raw file)."""
+        for part in ("zip_data", "raw_data"):
+            info = shard.get(part)
+            if info and os.path.isfile(os.path.join(directory, info["basename"])):
+                self.submit(os.path.join(directory, info["basename"]))
+                return
+        raise UploadError(f"{directory}: no local file for shard {shard.get('raw_data', {}).get('basename')!r}")
+
+    def _raise_if_failed(self) -> None:
+        """Fail fast: an upload that already failed stops the producer at its next shard."""
+        pending = []
+        for future in self._futures:
+            if not future.done():
+                pending.append(future)
+            elif future.exception() is not None:
+                raise future.exception()  # type: ignore[misc]
+        self._futures = pending
+
+    def _add_total(self, nbytes: int) -> None:
+        with self._lock:
+            if self._bar is None:
+                self._bar = tqdm(desc="upload", unit="B", unit_scale=True, unit_divisor=1024, total=0, disable=not self._progress)
+            self._bar.total += nbytes
+            self._bar.refresh()
+
+    def wait(self) -> None:
+        """Block until every submitted file is uploaded; raise ``UploadError`` for the first that failed."""
+        failed: BaseException | None = None
+        for future in self._futures:
+            error = future.exception()
+            if error is not None and failed is None:
+                failed = error
+        self._futures.clear()
+        if failed is not None:
+            raise failed
+
+    def finish(self, directory: str) -> None:
+        """Wait for the shards, then upload the metadata of ``directory`` with ``streamclip.json`` last."""
+        try:
+            self.wait()
+            self._prepare()
+            for name in METADATA_ORDER:
+                path = os.path.join(directory, name)
+                if os.path.isfile(path):
+                    self._add_total(os.path.getsize(path))
+                    self._put(path, name)
+            self._delete_stale()
+        finally:
+            self.close()
+
+    def abort(self) -> None:
+        """Stop: cancel queued uploads and wait for running ones; the manifest is never uploaded."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+        self._futures.clear()
+        self.close()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+        if self._bar is not None:
+            self._bar.close()
+
+    def _put(self, path: str, name: str) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            with open(path, "rb") as f:
+                self.client.put_object(Bucket=self.bucket, Key=self.key(name), Body=f)
+        except (BotoCoreError, ClientError) as e:
+            raise UploadError(f"upload failed, no manifest was written: {describe_s3_error(e, self.url(name))}") from e
+        except Exception as e:  # anything else (a dropped connection, a full disk): still no manifest
+            raise UploadError(f"upload of {self.url(name)} failed, no manifest was written: {type(e).__name__}: {e}") from e
+        with self._lock:
+            if self._bar is not None:
+                self._bar.update(os.path.getsize(path))
+
+    def _manifest_exists(self) -> bool:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        key = self.key(MANIFEST_NAME)
+        try:  # LIST, not HEAD: a HEAD error has no body, so no S3 error code to report
+            found = self.client.list_objects_v2(Bucket=self.bucket, Prefix=key, MaxKeys=1).get("Contents", [])
+        except (BotoCoreError, ClientError) as e:
+            raise InputError(f"cannot write the dataset: {describe_s3_error(e, self.location)}") from None
+        return any(item["Key"] == key for item in found)
+
+    def _prepare(self) -> None:
+        """Before the first byte: with ``overwrite``, unpublish the old dataset (manifest, then index)."""
+        if self._prepared:
+            return
+        self._prepared = True
+        if not self.overwrite:
+            return
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        self._old_files = self._old_shard_files()
+        for name in (MANIFEST_NAME, INDEX_NAME):
+            try:
+                self.client.delete_object(Bucket=self.bucket, Key=self.key(name))
+            except (BotoCoreError, ClientError) as e:
+                raise UploadError(f"cannot remove the old dataset's {name}: {describe_s3_error(e, self.url(name))}") from e
+
+    def _old_shard_files(self) -> set[str]:
+        """Shard files named by the remote ``index.json`` being replaced (deleted after the upload if unused)."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            body = self.client.get_object(Bucket=self.bucket, Key=self.key(INDEX_NAME))["Body"].read()
+            shards = json.loads(body).get("shards", [])
+        except (BotoCoreError, ClientError, ValueError, AttributeError):
+            return set()
+        names = set()
+        for shard in shards:
+            for part in ("raw_data", "zip_data"):
+                info = shard.get(part) if isinstance(shard, dict) else None
+                if isinstance(info, dict) and isinstance(info.get("basename"), str) and "/" not in info["basename"]:
+                    names.add(info["basename"])
+        return names
+
+    def _delete_stale(self) -> None:
+        """After an overwrite, remove shards of the old dataset that the new one does not reuse."""
+        stale = self._old_files - set(self._names) - set(METADATA_ORDER)
+        for name in sorted(stale):
+            try:
+                self.client.delete_object(Bucket=self.bucket, Key=self.key(name))
+            except Exception:  # noqa: BLE001 - leftovers are harmless (no index names them); never fail a complete upload
+                pass
+
+
+def upload_dataset(directory: str, location: str, *, overwrite: bool = False, client: Any = None, workers: int = 8, progress: bool = True) -> None:
+    """Upload the finished dataset in ``directory`` to ``location`` (``s3://bucket/prefix``), manifest last."""
+    with open(os.path.join(directory, INDEX_NAME), "rb") as f:
+        index = json.load(f)
+    if not os.path.isfile(os.path.join(directory, MANIFEST_NAME)):
+        raise InputError(f"{directory}: no {MANIFEST_NAME}; only a complete streamclip dataset can be uploaded")
+    uploader = S3Uploader(location, overwrite=overwrite, client=client, workers=workers, progress=progress)
+    try:
+        for shard in index["shards"]:
+            uploader.submit_shard_files(directory, shard)
+        uploader.finish(directory)
+    except BaseException:
+        uploader.abort()
+        raise
