@@ -32,7 +32,7 @@ import numpy as np
 from numpy.typing import NDArray
 from streaming import StreamingDataset
 
-from streamclip.errors import ManifestError, PlanInfeasible, ResumeMismatch, StreamclipError
+from streamclip.errors import ManifestError, PlanInfeasible, ResumeMismatch, ShardError
 from streamclip.manifest import INDEX_NAME, Manifest, open_manifest
 from streamclip.planning import resolve_budget
 from streamclip.plan import ClusterLayout, RunSchedule, Strategy, num_segments, plan_segment, strategy_from_spec
@@ -40,10 +40,6 @@ from streamclip.readers.fastiter import iter_spans, prepare_spans, ready_spans
 
 STATE_KEY = "streamclip"
 READ_PATHS = ("fast", "stock")
-
-
-class ShardError(StreamclipError, RuntimeError):
-    """A shard could not be downloaded, or failed its hash check, while iterating; the message names it."""
 
 
 _LIVE: weakref.WeakSet[ClusterClipDataset] = weakref.WeakSet()

@@ -4,7 +4,8 @@
      ├── ManifestError              a dataset directory or manifest is missing, corrupt or unsafe
      ├── InputError                 the corpus cannot be converted (e.g. ``--strict`` and rejects)
      ├── PlanInfeasible             the training budget exceeds what the caps allow
-     └── ResumeMismatch             a checkpoint belongs to another dataset, strategy, seed or budget
+     ├── ResumeMismatch             a checkpoint belongs to another dataset, strategy, seed or budget
+     └── ShardError                 a shard could not be downloaded or failed its hash check while reading
 
 Every message says what happened, the value involved and how to fix it, so a CLI user
 never needs the traceback.
@@ -35,3 +36,7 @@ class PlanInfeasible(StreamclipError, ValueError):
 
 class ResumeMismatch(StreamclipError, ValueError):
     """A checkpoint was taken with another dataset, strategy, seed or budget than the current one."""
+
+
+class ShardError(StreamclipError, RuntimeError):
+    """A shard could not be downloaded, or failed its hash check, while iterating; the message names it."""

@@ -16,6 +16,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -35,6 +36,19 @@ def find_weed() -> str | None:
     if beside.is_file() and os.access(beside, os.X_OK):
         return str(beside)
     return shutil.which("weed")
+
+
+def _die_with_parent() -> None:
+    """Linux: the server gets SIGTERM when the process that started it dies (even by SIGKILL), so none is orphaned.
+
+    The kernel ties this to the starting *thread*, so ``start`` uses it only from the main thread.
+    """
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 def free_ports(count: int) -> list[int]:
@@ -115,10 +129,11 @@ class SeaweedS3:
         if self.proc is not None and self.proc.poll() is None:
             return
         self._remove_tmp_sockets()
+        main = sys.platform.startswith("linux") and threading.current_thread() is threading.main_thread()
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                         cwd=self.root, start_new_session=True,
-                                         env={**os.environ, "TMPDIR": str(self.root)})  # its gRPC sockets go there, not /tmp
+                                         cwd=self.root, start_new_session=True, preexec_fn=_die_with_parent if main else None,
+                                         env={**os.environ, "TMPDIR": str(self.root)})  # Go temp files; gRPC sockets stay in /tmp
         self._wait_ready(timeout)
 
     def _wait_ready(self, timeout: float) -> None:
