@@ -2,11 +2,13 @@
 
 Stock ``MDSReader.get_sample_data`` opens, seeks, reads and closes the shard file for every
 sample, which costs far more than the sample itself. Here each decompressed raw shard
-(``shard.NNNNN.mds``, put in place by stock ``prepare_shard``) is mapped once, its offsets
-table is parsed once with numpy, and a batch of samples of one shard is decoded with vectorised
-header parsing: one slice of the mapping per column value. streamclip's columns (``str``,
-``int32``, ``json``) have a specialised decoder; any other encoding falls back to the shard's
-own ``decode_sample`` on the sliced bytes, so the values are exactly what stock returns.
+(``shard.NNNNN.mds``, put in place by stock ``prepare_shard``) is mapped once, and its offsets
+table and every sample's column headers are parsed once, vectorised, into per-column arrays
+(where each value starts and ends, or the value itself for ``int32``). Reading a batch of
+samples spread over many shards is then a few numpy gathers per shard plus one slice and decode
+per value. streamclip's columns (``str``, ``int32``, ``json``) take this path; any other encoding
+falls back to the shard's own ``decode_sample`` on the sliced bytes. Either way the values (and
+their types: ``np.int32``, ``str``, parsed JSON) are exactly what stock returns.
 
 Eviction: streaming publishes shard files by rename and evicts them by unlinking, never by
 rewriting in place, so a mapping always shows a complete, correct shard (a deleted file stays
@@ -19,57 +21,72 @@ from __future__ import annotations
 import json
 import mmap
 import os
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
-from streaming.base.format.base.reader import Reader
+
+if TYPE_CHECKING:
+    from streaming.base.format.base.reader import Reader
 
 __all__ = ["ShardSpanReader"]
 
-# Encodings decoded here without stock's per-value ``mds_decode`` dispatch; same results.
+# Encodings decoded here from the parsed tables; same values as stock ``mds_decode``.
 FAST_ENCODINGS = frozenset({"str", "int32", "json"})
-_BYTE_RANGE = np.arange(4, dtype=np.int64)
 
 
-@dataclass(frozen=True, slots=True)
-class _Columns:
-    """One shard's column layout: names in stored (sorted) order, encodings, fixed sizes (None = variable)."""
-
-    names: tuple[str, ...]
-    encodings: tuple[str, ...]
-    sizes: tuple[int | None, ...]
-
-    @property
-    def fast(self) -> bool:
-        return all(e in FAST_ENCODINGS for e in self.encodings) and all(
-            (s == 4) if e == "int32" else (s is None) for e, s in zip(self.encodings, self.sizes)
-        )
-
-    @property
-    def num_variable(self) -> int:
-        return sum(1 for s in self.sizes if not s)
+def _is_fast(encodings: Sequence[str], sizes: Sequence[int | None]) -> bool:
+    return all(e in FAST_ENCODINGS and ((s == 4) if e == "int32" else not s) for e, s in zip(encodings, sizes))
 
 
 class _Mapped:
-    """One mapped raw shard: the mapping, a uint8 view of it, its int64 offsets, and the file's identity."""
+    """One mapped raw shard: the mapping, its offsets and, for fast columns, per-column tables.
 
-    __slots__ = ("mm", "u8", "offsets", "identity", "last_used")
+    ``tables[c]`` is an int32 array of values for an ``int32`` column, else ``(starts, ends)``
+    int64 byte ranges in the mapping. A sample is ``uint32 size`` for each variable column, then
+    each column's bytes in column order (``MDSReader.decode_sample``).
+    """
 
-    def __init__(self, path: str, num_samples: int) -> None:
+    __slots__ = ("mm", "offsets", "identity", "tables", "last_used")
+
+    def __init__(self, buffer: mmap.mmap | bytes, identity: tuple[int, int, int], shard: Reader, path: str) -> None:
+        self.mm, self.identity = buffer, identity
+        n = shard.samples
+        u8 = np.frombuffer(self.mm, np.uint8)
+        if len(u8) < 4 * (n + 2) or int(u8[:4].view(np.uint32)[0]) != n:
+            raise ValueError(f"{path}: not an MDS shard of {n} samples (truncated or another file)")
+        self.offsets = u8[4 : 4 * (n + 2)].view(np.uint32).astype(np.int64)
+        if self.offsets[-1] > len(u8):
+            raise ValueError(f"{path}: offsets point past the end of the file ({self.offsets[-1]} > {len(u8)} bytes)")
+        self.tables = _parse_columns(u8, self.offsets, shard, path) if _is_fast(shard.column_encodings, shard.column_sizes) else None
+        self.last_used = 0
+
+    @classmethod
+    def open(cls, path: str, shard: Reader) -> _Mapped:
         with open(path, "rb") as f:
             identity = _identity(os.fstat(f.fileno()))
-            self.mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-        self.u8 = np.frombuffer(self.mm, np.uint8)
-        if len(self.u8) < 4 * (num_samples + 2) or int(self.u8[:4].view(np.uint32)[0]) != num_samples:
-            raise ValueError(f"{path}: not an MDS shard of {num_samples} samples (truncated or another file)")
-        self.offsets = self.u8[4 : 4 * (num_samples + 2)].view(np.uint32).astype(np.int64)
-        if self.offsets[-1] > len(self.u8):
-            raise ValueError(f"{path}: offsets point past the end of the file ({self.offsets[-1]} > {len(self.u8)} bytes)")
-        self.identity = identity
-        self.last_used = 0
+            buffer = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        return cls(buffer, identity, shard, path)
+
+
+def _parse_columns(u8: NDArray[np.uint8], offsets: NDArray[np.int64], shard: Reader, path: str) -> list[Any]:
+    starts, ends = offsets[:-1], offsets[1:]
+    nvar = sum(1 for s in shard.column_sizes if not s)
+    head = u8[starts[:, None] + np.arange(4 * nvar)].view(np.uint32).astype(np.int64) if nvar else None
+    pos, var, tables = starts + 4 * nvar, 0, []
+    for fixed in shard.column_sizes:
+        if fixed:
+            tables.append(u8[pos[:, None] + np.arange(4)].view(np.int32)[:, 0].copy())
+            pos = pos + fixed
+        else:
+            end = pos + head[:, var]  # type: ignore[index]
+            tables.append((pos, end))
+            pos, var = end, var + 1
+    if not np.array_equal(pos, ends):
+        bad = int(np.flatnonzero(pos != ends)[0])
+        raise ValueError(f"{path}: corrupt sample {bad}: its columns end at byte {int(pos[bad])}, the offsets table says {int(ends[bad])}")
+    return tables
 
 
 def _identity(st: os.stat_result) -> tuple[int, int, int]:
@@ -86,30 +103,37 @@ class ShardSpanReader:
     def __init__(self, shards: Sequence[Reader]) -> None:
         self.shards = shards
         self._mapped: dict[int, _Mapped] = {}
-        self._columns: dict[int, _Columns] = {}
         self._tick = 0
+        layouts = {(tuple(s.column_names), tuple(s.column_encodings), tuple(s.column_sizes)) for s in shards}
+        names, encodings, sizes = next(iter(layouts))
+        # One vectorised assembly for a whole batch needs every shard to share one fast layout.
+        self._layout = (names, encodings) if len(layouts) == 1 and _is_fast(encodings, sizes) else None
 
     def path(self, shard_id: int) -> str:
         shard = self.shards[shard_id]
         return os.path.join(shard.dirname, shard.split, shard.raw_data.basename)
 
-    def current(self, shard_id: int) -> bool:
+    def current(self, shard_id: int, *, check: bool = True) -> bool:
         """Map the shard's raw file if needed; False if it is missing (the caller prepares it again).
 
-        A mapping whose file was unlinked (evicted) or replaced (re-downloaded: another inode) is
-        dropped and, when a file is there again, the new one is mapped.
+        With ``check``, a mapping whose file was unlinked (evicted) or replaced (re-downloaded:
+        another inode) is dropped and, when a file is there again, the new one is mapped. Without
+        it (nothing evicts: no ``cache_limit``), an existing mapping is trusted without a ``stat``.
         """
         self._tick += 1
+        mapped = self._mapped.get(shard_id)
+        if mapped is not None and not check:
+            mapped.last_used = self._tick
+            return True
         path = self.path(shard_id)
         try:
             identity = _identity(os.stat(path))
         except FileNotFoundError:
             self._mapped.pop(shard_id, None)
             return False
-        mapped = self._mapped.get(shard_id)
         if mapped is None or mapped.identity != identity:
             try:
-                mapped = _Mapped(path, self.shards[shard_id].samples)
+                mapped = _Mapped.open(path, self.shards[shard_id])
             except FileNotFoundError:  # evicted between stat and open
                 self._mapped.pop(shard_id, None)
                 return False
@@ -120,8 +144,7 @@ class ShardSpanReader:
     def forget_unused(self, keep_last: int) -> None:
         """Drop mappings not used by the last ``keep_last`` calls of :meth:`current`, so that files
         evicted meanwhile do not stay on disk and the number of mappings stays bounded."""
-        stale = [sid for sid, m in self._mapped.items() if self._tick - m.last_used >= keep_last]
-        for sid in stale:
+        for sid in [sid for sid, m in self._mapped.items() if self._tick - m.last_used >= keep_last]:
             del self._mapped[sid]
 
     def release(self) -> None:
@@ -133,52 +156,55 @@ class ShardSpanReader:
         return len(self._mapped)
 
     def decode(self, shard_id: int, indices: NDArray[np.int64]) -> list[dict[str, Any]]:
-        """The samples at ``indices`` (shard-relative) of a shard made :meth:`current` just before, in that order."""
-        mapped = self._mapped[shard_id]
-        columns = self._columns.get(shard_id)
-        if columns is None:
-            shard = self.shards[shard_id]
-            columns = _Columns(tuple(shard.column_names), tuple(shard.column_encodings), tuple(shard.column_sizes))
-            self._columns[shard_id] = columns
-        starts = mapped.offsets[indices]
-        if not columns.fast:
-            decode_sample: Callable[[bytes], dict[str, Any]] = self.shards[shard_id].decode_sample
-            ends = mapped.offsets[indices + 1]
-            mm = mapped.mm
-            return [decode_sample(mm[b:e]) for b, e in zip(starts.tolist(), ends.tolist())]
-        return _decode_fast(mapped, columns, starts, mapped.offsets[indices + 1])
+        """The samples at ``indices`` (shard-relative) of one shard made :meth:`current` just before."""
+        return self.read(np.full(len(indices), shard_id, dtype=np.int64), indices)
 
+    def read(self, shard_ids: NDArray[np.int64], indices: NDArray[np.int64]) -> list[dict[str, Any]]:
+        """Sample ``indices[i]`` of shard ``shard_ids[i]`` for every i, in order; each shard made :meth:`current` before."""
+        if not len(shard_ids):
+            return []
+        n = len(shard_ids)
+        order = np.argsort(shard_ids, kind="stable")
+        cuts = np.flatnonzero(shard_ids[order[1:]] != shard_ids[order[:-1]]) + 1
+        mapped = [self._mapped[s] for s in shard_ids[order[np.concatenate(([0], cuts))]].tolist()]
+        groups: list[tuple[_Mapped, Any]] = [(mapped[0], slice(None))] if len(mapped) == 1 else list(zip(mapped, np.split(order, cuts)))
+        if self._layout is None:
+            return self._read_each(shard_ids, indices, groups)
+        names, encodings = self._layout
+        if len(mapped) == 1:
+            buffers = [mapped[0].mm] * n
+        else:  # each sample's buffer: group number per sample, back in batch order
+            group_of = np.empty(n, np.intp)
+            group_of[order] = np.repeat(np.arange(len(mapped)), np.diff(np.concatenate(([0], cuts, [n]))))
+            mms = [m.mm for m in mapped]
+            buffers = [mms[g] for g in group_of.tolist()]
+        columns: list[list[Any]] = []
+        for c, encoding in enumerate(encodings):
+            if encoding == "int32":
+                values = np.empty(n, np.int32)
+                for m, where in groups:
+                    values[where] = m.tables[c][indices[where]]
+                columns.append(list(values))
+                continue
+            begin, end = np.empty(n, np.int64), np.empty(n, np.int64)
+            for m, where in groups:
+                starts, ends = m.tables[c]
+                begin[where], end[where] = starts[indices[where]], ends[indices[where]]
+            texts = [buf[b:e].decode("utf-8") for buf, b, e in zip(buffers, begin.tolist(), end.tolist())]
+            columns.append(texts if encoding == "str" else [json.loads(t) for t in texts])
+        if len(names) == 2:
+            a, b = names
+            return [{a: x, b: y} for x, y in zip(*columns)]
+        return [dict(zip(names, row)) for row in zip(*columns)]
 
-def _decode_fast(mapped: _Mapped, columns: _Columns, starts: NDArray[np.int64], ends: NDArray[np.int64]) -> list[dict[str, Any]]:
-    """``decode_sample`` for str / int32 / json columns, vectorised over samples.
-
-    A sample is ``uint32 size`` for each variable column, then each column's bytes in column order.
-    """
-    u8, mm = mapped.u8, mapped.mm
-    nvar = columns.num_variable
-    if nvar:
-        head = u8[starts[:, None] + np.arange(4 * nvar, dtype=np.int64)].view(np.uint32).astype(np.int64)
-    pos = starts + 4 * nvar
-    values: list[list[Any]] = []
-    var = 0
-    for encoding, fixed in zip(columns.encodings, columns.sizes):
-        if fixed:
-            size: NDArray[np.int64] | int = fixed
-        else:
-            size = head[:, var]
-            var += 1
-        end = pos + size
-        if encoding == "int32":
-            values.append(list(u8[pos[:, None] + _BYTE_RANGE].view(np.int32)[:, 0]))
-        else:
-            texts = [mm[b:e].decode("utf-8") for b, e in zip(pos.tolist(), end.tolist())]
-            values.append(texts if encoding == "str" else [json.loads(t) for t in texts])
-        pos = end
-    if not np.array_equal(pos, ends):
-        bad = int(np.flatnonzero(pos != ends)[0])
-        raise ValueError(f"corrupt MDS sample at byte {int(starts[bad])}: its columns end at {int(pos[bad])}, the offsets table says {int(ends[bad])}")
-    names = columns.names
-    if len(names) == 2:
-        a, b = names
-        return [{a: x, b: y} for x, y in zip(*values)]
-    return [dict(zip(names, row)) for row in zip(*values)]
+    def _read_each(self, shard_ids: NDArray[np.int64], indices: NDArray[np.int64], groups: list[tuple[_Mapped, Any]]) -> list[dict[str, Any]]:
+        """Any encoding: the shard's own ``decode_sample`` on each sample's bytes."""
+        out: list[Any] = [None] * len(shard_ids)
+        positions = np.arange(len(shard_ids))
+        for m, where in groups:
+            local = indices[where]
+            decode_sample = self.shards[int(shard_ids[positions[where][0]])].decode_sample
+            starts, ends = m.offsets[local].tolist(), m.offsets[local + 1].tolist()
+            for i, b, e in zip(positions[where].tolist(), starts, ends):
+                out[i] = decode_sample(m.mm[b:e])
+        return out
