@@ -5,7 +5,7 @@ The public API of the core (pure numpy, never imports torch). Converting lives i
 """
 
 from streamclip._version import __version__
-from streamclip.errors import InputError, ManifestError, PlanInfeasible, ResumeMismatch, ShardError, StreamclipError
+from streamclip.errors import InputError, ManifestError, PlanInfeasible, ResumeMismatch, ShardError, StreamclipError, UploadError
 from streamclip.manifest import ClusterInfo, Manifest, open_manifest
 
 __all__ = [
@@ -17,6 +17,7 @@ __all__ = [
     "ResumeMismatch",
     "ShardError",
     "StreamclipError",
+    "UploadError",
     "__version__",
     "open_manifest",
 ]

@@ -3,6 +3,7 @@
     StreamclipError                 base: catch this to catch every deliberate failure
      ├── ManifestError              a dataset directory or manifest is missing, corrupt or unsafe
      ├── InputError                 the corpus cannot be converted (e.g. ``--strict`` and rejects)
+     ├── UploadError                publishing to object storage failed; no manifest was written
      ├── PlanInfeasible             the training budget exceeds what the caps allow
      ├── ResumeMismatch             a checkpoint belongs to another dataset, strategy, seed or budget
      └── ShardError                 a shard could not be downloaded or failed its hash check while reading
@@ -24,6 +25,10 @@ class ManifestError(StreamclipError, ValueError):
 
 class InputError(StreamclipError, ValueError):
     """The input corpus cannot be converted as asked."""
+
+
+class UploadError(StreamclipError):
+    """Uploading a dataset to object storage failed; the remote holds no readable manifest."""
 
 
 class PlanInfeasible(StreamclipError, ValueError):

@@ -23,16 +23,12 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from streamclip.errors import InputError, StreamclipError
+from streamclip.errors import InputError, UploadError
 from streamclip.manifest import CENTROIDS_NAME, INDEX_NAME, MANIFEST_NAME, REJECTS_NAME
 from streamclip.storage import describe_s3_error, s3_client, split_s3
 
 # Uploaded after every shard, in this order; the manifest is the commit mark.
 METADATA_ORDER = (CENTROIDS_NAME, REJECTS_NAME, INDEX_NAME, MANIFEST_NAME)
-
-
-class UploadError(StreamclipError):
-    """Uploading a dataset to object storage failed; the remote holds no readable manifest."""
 
 
 class S3Uploader:
