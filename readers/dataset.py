@@ -26,6 +26,8 @@ import hashlib
 import json
 import os
 import weakref
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -166,22 +168,16 @@ class ClusterClipDataset(StreamingDataset):
             ) from error
 
     def _prepare_thread(self, it: Any) -> None:
-        try:
-            if self.read_path == "stock":
-                super()._prepare_thread(it)
-            else:
-                prepare_spans(self, it)
-        except BaseException as e:  # recorded before the stock callback sets the stop event
-            self._background_error = e
-            raise
+        self._guarded(super()._prepare_thread if self.read_path == "stock" else partial(prepare_spans, self), it)
 
     def _ready_thread(self, it: Any) -> None:
+        self._guarded(super()._ready_thread if self.read_path == "stock" else partial(ready_spans, self), it)
+
+    def _guarded(self, thread: Callable[[Any], None], it: Any) -> None:
+        """Run a background thread body, keeping its error for ``__iter__`` to raise (stock only logs it)."""
         try:
-            if self.read_path == "stock":
-                super()._ready_thread(it)
-            else:
-                ready_spans(self, it)
-        except BaseException as e:
+            thread(it)
+        except BaseException as e:  # recorded before the stock callback sets the stop event
             self._background_error = e
             raise
 
