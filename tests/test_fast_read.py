@@ -57,6 +57,7 @@ def as_mapping(batch: list[dict]) -> dict[str, list[dict]]:
 
 
 def read(path: Path, *, read_path: str, num_workers: int = 0, epochs_to_read: int = 2, **kwargs: Any) -> list[tuple]:
+    gc.collect()  # see _resume_tail
     ds = make_dataset(path, read_path=read_path, **kwargs)
     loader = DataLoader(ds, batch_size=ds.batch_size, num_workers=num_workers, collate_fn=identity)
     return typed([s for _ in range(epochs_to_read) for batch in loader for s in batch])
@@ -73,8 +74,8 @@ def test_fast_path_yields_the_stock_sequence(dataset, name, params, num_workers)
 
 def _resume_tail(path: Path, state: dict, read_path: str, num_workers: int, **kwargs: Any) -> list[tuple]:
     # Finalise earlier datasets first: streaming unlinks shared memory by name when a dataset is
-    # collected, and a late collection can unlink the resume block of a new dataset that reuses the
-    # prefix (conftest removes leftover names after each test), so the checkpoint is silently ignored.
+    # collected, and a late collection can unlink the blocks of a new dataset that reuses the prefix
+    # (conftest removes leftover names after each test): seen as a checkpoint silently ignored.
     gc.collect()
     ds = make_dataset(path, read_path=read_path, **kwargs)
     ds.load_state_dict(state)
