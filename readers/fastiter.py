@@ -144,7 +144,7 @@ def _read(ds: StreamingDataset, reader: ShardSpanReader, shard_ids: NDArray[np.i
     for shard_id in shards.tolist():
         _make_current(ds, reader, shard_id)
     samples = reader.read(shard_ids, local)
-    times[shards] = time_ns()  # stock touches the shard per sample read; once per chunk is the same order
+    times[shards] = time_ns()  # stock touches a shard per sample read; per chunk keeps the LRU order within a chunk
     return samples
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,9 @@ def columns(batch: list[dict]) -> dict[str, list]:
 
 
 def make_dataset(path: Path | str, **kwargs: Any) -> ClusterClipDataset:
+    # Finalise earlier datasets first: streaming unlinks shared memory by name when a dataset is collected,
+    # and a late collection can unlink the blocks of a new dataset reusing the prefix (a checkpoint then is ignored).
+    gc.collect()
     kwargs.setdefault("num_canonical_nodes", 2)
     kwargs.setdefault("batch_size", 16)
     # A multiple of num_canonical_nodes x global batch: stock streaming then pads nothing, so an epoch is exactly the plan.
