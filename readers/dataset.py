@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import warnings
 import weakref
 from collections.abc import Callable
 from functools import partial
@@ -38,7 +39,9 @@ from streamclip.errors import ManifestError, PlanInfeasible, ResumeMismatch, Sha
 from streamclip.manifest import INDEX_NAME, Manifest, open_manifest
 from streamclip.planning import resolve_budget
 from streamclip.plan import ClusterLayout, RunSchedule, Strategy, num_segments, plan_segment, strategy_from_spec
+from streamclip.readers.cachefit import CacheFit, epoch_work, fit_block_size, node_window, node_working_set, requirement
 from streamclip.readers.fastiter import iter_spans, prepare_spans, ready_spans
+from streamclip.readers.reserve import prepare_shard_reserved
 
 STATE_KEY = "streamclip"
 READ_PATHS = ("fast", "stock")
@@ -107,6 +110,11 @@ class ClusterClipDataset(StreamingDataset):
             raise ValueError(f"ClusterClipDataset supports batching_method='random' only, got {kwargs['batching_method']!r}")
         if remote is None and local is None:
             raise ValueError("give the dataset location: local=DIR, or remote=s3://... with local=CACHE_DIR")
+        if kwargs.get("cache_limit") and (remote is None or remote == local):
+            raise ValueError(
+                "cache_limit evicts shards from local; without a separate remote they would be deleted for good. "
+                "Give remote= (where the shards are kept) and a cache directory as local=, or drop cache_limit"
+            )
         if s3_endpoint_url:
             os.environ["S3_ENDPOINT_URL"] = s3_endpoint_url
         self.manifest = open_manifest(remote if remote is not None else local)  # type: ignore[arg-type]
@@ -131,6 +139,9 @@ class ClusterClipDataset(StreamingDataset):
             raise ValueError(self._cache_limit_message(kwargs["cache_limit"])) from None
         _LIVE.add(self)
         self._check_index_matches()
+        self.cache_fit: CacheFit | None = None
+        if self.cache_limit:
+            self.cache_fit = self._fit_cache(block_given="shuffle_block_size" in kwargs and kwargs["shuffle_block_size"] is not None)
 
     def _cache_limit_message(self, cache_limit: int | str) -> str:
         """Stock streaming refuses a ``cache_limit`` below 4 x the largest shard (raw + zip); say the number."""
@@ -141,6 +152,57 @@ class ClusterClipDataset(StreamingDataset):
             f"(4 x the largest shard, {largest} bytes raw + compressed); about 8 shards per worker "
             f"({8 * largest} bytes each) avoids re-downloading shards"
         )
+
+    def _fit_cache(self, *, block_given: bool) -> CacheFit:
+        """Pick the shuffle block that keeps an epoch's shards in flight within ``cache_limit`` (``cachefit``),
+        or check the given one; a cache that cannot hold one worker's window fails here, with the minimum."""
+        world = self._parallel_rank_world
+        ncn = self.num_canonical_nodes or (64 * world.num_nodes if self.shuffle_algo in ("py1s", "py2s") else world.num_nodes)
+        default = self.shuffle_block_size if block_given else max(4_000_000 // ncn, 1 << 18)
+        last = self.num_epochs - 1
+        epochs = sorted({0, last // 2, last})
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Shuffle block size was smaller")
+            if not (block_given or not self.shuffle):
+                fit = fit_block_size(self, num_nodes=world.num_nodes, ranks_per_node=world.ranks_per_node,
+                                     num_canonical_nodes=ncn, default_block=default, epochs=epochs)
+                self.shuffle_block_size = fit.block_size
+                return fit
+            window = node_window(self.predownload, self.batch_size, world.ranks_per_node, 1)
+            shards = max(
+                node_working_set(epoch_work(self, epoch, num_nodes=world.num_nodes, ranks_per_node=world.ranks_per_node,
+                                            workers_per_rank=1, block_size=default, num_canonical_nodes=ncn), node,
+                                 self.samples_per_shard, window)
+                for epoch in epochs for node in range(world.num_nodes))
+        fit = CacheFit(default, shards, requirement(self, shards))
+        if fit.bytes > self.cache_limit:
+            raise ValueError(
+                f"cache_limit={self.cache_limit} bytes cannot hold what this plan reads at once with shuffle_block_size="
+                f"{default}: a node needs {shards} shards at the same time plus one downloading, {fit.bytes} bytes. "
+                "Raise cache_limit, or leave shuffle_block_size unset so streamclip picks one that fits"
+            )
+        return fit
+
+    def _share_work(self, sample_ids: NDArray[np.int64]):  # noqa: ANN202 (stock's tuple of shared memories)
+        """Stock ``_share_work`` (in the node's leader worker, once the world is known), after checking once
+        that the node's workers together fit the cache; a warning, since raising here would strand the other
+        workers at streaming's barrier."""
+        if self.cache_fit is not None and not getattr(self, "_cache_checked", False):
+            self._cache_checked = True
+            world = self._parallel_worker_world
+            window = node_window(self.predownload, self.batch_size, world.ranks_per_node, world.workers_per_rank)
+            shards = node_working_set(sample_ids, world.node, self.samples_per_shard, window)
+            if requirement(self, shards) > self.cache_limit:
+                warnings.warn(
+                    f"cache_limit={self.cache_limit} bytes is below what {world.workers_per_node} workers on this node read "
+                    f"at once ({shards} shards, {requirement(self, shards)} bytes): shards will be downloaded more than once "
+                    "per epoch. Raise cache_limit, or use fewer workers or a lower predownload", stacklevel=2,
+                )
+        return super()._share_work(sample_ids)
+
+    def prepare_shard(self, shard_id: int, blocking: bool = True) -> None:
+        """Stock ``prepare_shard``, with a download's space reserved before it starts (``reserve``)."""
+        prepare_shard_reserved(self, shard_id, blocking, fallback=super().prepare_shard)
 
     def _check_index_matches(self) -> None:
         """The index streaming actually uses must be the one the manifest describes (a stale cache shadows the remote)."""
@@ -194,7 +256,7 @@ class ClusterClipDataset(StreamingDataset):
     def state_dict(self, num_samples: int, from_beginning: bool) -> dict[str, Any]:
         """The stock resume state plus what identifies the plan (small: checkpoints stay well under 4 KiB)."""
         state = super().state_dict(num_samples, from_beginning)
-        state[STATE_KEY] = self._plan_identity()
+        state[STATE_KEY] = {**self._plan_identity(), "shuffle_block_size": self.shuffle_block_size}
         return state
 
     def _plan_identity(self) -> dict[str, Any]:
@@ -217,6 +279,8 @@ class ClusterClipDataset(StreamingDataset):
             raise ResumeMismatch("this checkpoint has no streamclip plan fingerprint: it was not taken from a ClusterClipDataset")
         if ours.get("fingerprint") != self.fingerprint:
             raise ResumeMismatch(_describe_mismatch(ours, self))
+        if ours.get("shuffle_block_size") is not None:  # the order of the interrupted epoch (its block may have been fitted to another cache)
+            self.shuffle_block_size = ours["shuffle_block_size"]
         super().load_state_dict(obj)
 
 

@@ -1,0 +1,133 @@
+"""Fit an epoch's shard working set to ``cache_limit``.
+
+Sampling uniformly over many clusters touches many shards at once: with stock's default
+shuffle block (>= 262,144 samples) a whole epoch is one block, so the next ``predownload``
+samples of a worker come from almost as many shards. A cache smaller than that evicts shards
+before they are read and downloads them again, over and over (537 downloads for a 640-sample
+epoch of 34 shards, measured with an 8-shard cache).
+
+The shuffle block bounds how far a shuffle unit's samples spread, and so how many units a
+window of the node's sequence meets. Given a ``cache_limit`` and no ``shuffle_block_size``,
+:func:`fit_block_size` picks the largest power-of-two block whose working set fits, computed
+exactly on the epoch's real sample order (:func:`streamclip.plan.locality.max_distinct_in_windows`)
+for one worker per rank; the block depends only on the plan, the seed and ``num_canonical_nodes``,
+never on the worker count, so the sample order stays the same for every world. When no block
+fits, the cache cannot work for this plan and construction fails with the minimum.
+
+What a node must hold: every worker prepares ``predownload`` samples ahead of the batch it is
+yielding, and the DataLoader takes batches from workers (and ranks) in turn, so the shards of
+the node's sequence in a window around the batches being yielded (:func:`node_window`), plus one
+shard being downloaded.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+from streaming.base.partition import get_partitions
+from streaming.base.shuffle import get_shuffle
+
+from streamclip.plan.locality import max_distinct_in_windows
+
+__all__ = ["CacheFit", "epoch_work", "fit_block_size", "node_working_set"]
+
+SMALLEST_BLOCK = 1
+
+
+@dataclass(frozen=True)
+class CacheFit:
+    """The chosen block and what it needs: ``shards`` at once, ``bytes`` of cache with the index."""
+
+    block_size: int
+    shards: int
+    bytes: int
+
+
+def epoch_work(ds, epoch: int, *, num_nodes: int, ranks_per_node: int, workers_per_rank: int,
+               block_size: int, num_canonical_nodes: int) -> NDArray[np.int64]:
+    """Stock ``generate_work_random_batching`` for a given world and block:
+    ``(nodes, ranks, workers, batches, batch)`` sample ids, -1 for padding."""
+    units, sample_ids = ds.resample_streams(epoch)
+    big = get_partitions(ds.partition_algo, ds.epoch_size, num_canonical_nodes, num_nodes, ranks_per_node,
+                         workers_per_rank, ds.batch_size, 0, ds.initial_physical_nodes)
+    if ds.shuffle:
+        order = get_shuffle(ds.shuffle_algo, units, num_canonical_nodes, ds.shuffle_seed, epoch, block_size)
+        big = np.where(big != -1, order[big], -1)
+    return np.where(big != -1, sample_ids[big], -1)
+
+
+def node_window(predownload: int, batch_size: int, ranks_per_node: int, workers_per_rank: int) -> int:
+    """Samples of a node's interleaved sequence whose shards must all be in the cache at once.
+
+    Workers prepare ``ahead`` = ``ceil(predownload / batch) + 1`` batches each past what they yield,
+    touching each shard as they pass. Eviction takes the least recently touched shard, and a shard
+    read in the last ``ahead`` batches is as recent as one prepared for the next ``ahead``; so LRU
+    keeps the shards needed next only if it can keep both: ``2 x ahead`` batches of every worker.
+    """
+    return 2 * (math.ceil(predownload / batch_size) + 1) * batch_size * ranks_per_node * workers_per_rank
+
+
+def node_working_set(work: NDArray[np.int64], node: int, samples_per_shard: NDArray[np.int64], window: int) -> int:
+    """Most distinct shards in any ``window`` of node ``node``'s sequence (batch by batch, ranks and workers in turn)."""
+    ids = work[node].transpose(2, 0, 1, 3).reshape(-1)
+    ids = ids[ids >= 0]
+    bounds = np.concatenate([[0], np.cumsum(samples_per_shard)])
+    return max_distinct_in_windows(np.searchsorted(bounds, ids, side="right") - 1, window)
+
+
+def _shard_bytes(ds) -> tuple[int, int]:
+    """(largest shard's raw + zip bytes: what a download may occupy, index bytes always in the cache)."""
+    largest = max(shard.get_max_size() for shard in ds.shards)
+    return largest, sum(stream.get_index_size() for stream in ds.streams)
+
+
+def requirement(ds, shards: int) -> int:
+    """Cache bytes for ``shards`` held at once plus one downloading, and the index."""
+    largest, index = _shard_bytes(ds)
+    return (shards + 1) * largest + index
+
+
+def fit_block_size(ds, *, num_nodes: int, ranks_per_node: int, num_canonical_nodes: int, default_block: int,
+                   epochs: list[int]) -> CacheFit:
+    """The largest power-of-two block <= ``default_block`` whose working set fits ``ds.cache_limit``
+    on every epoch in ``epochs`` (one worker per rank); raises ``ValueError`` with the minimum if none does."""
+    window = node_window(ds.predownload, ds.batch_size, ranks_per_node, 1)
+
+    def need(block: int) -> int:
+        worst = 0
+        for epoch in epochs:
+            work = epoch_work(ds, epoch, num_nodes=num_nodes, ranks_per_node=ranks_per_node, workers_per_rank=1,
+                              block_size=block, num_canonical_nodes=num_canonical_nodes)
+            worst = max(worst, max(node_working_set(work, node, ds.samples_per_shard, window) for node in range(num_nodes)))
+        return worst
+
+    candidates = [default_block]
+    while candidates[-1] > SMALLEST_BLOCK:
+        candidates.append(max(SMALLEST_BLOCK, candidates[-1] // 2))
+    needs = {default_block: need(default_block)}
+    if requirement(ds, needs[default_block]) <= ds.cache_limit:
+        return CacheFit(default_block, needs[default_block], requirement(ds, needs[default_block]))
+    low, high = 1, len(candidates) - 1  # the working set shrinks with the block: binary search the first fit
+    while low <= high:
+        middle = (low + high) // 2
+        needs[candidates[middle]] = need(candidates[middle])
+        if requirement(ds, needs[candidates[middle]]) <= ds.cache_limit:
+            high = middle - 1
+        else:
+            low = middle + 1
+    if low == len(candidates):
+        smallest = candidates[-1]
+        shards = needs.get(smallest) or need(smallest)
+        largest, _ = _shard_bytes(ds)
+        raise ValueError(
+            f"cache_limit={ds.cache_limit} bytes cannot hold what this plan reads at once: even with shuffle_block_size="
+            f"{smallest} a node needs {shards} shards at the same time (predownload={ds.predownload}, batch_size="
+            f"{ds.batch_size}, {ranks_per_node} rank(s) per node) plus one downloading, so the minimum is "
+            f"{requirement(ds, shards)} bytes ({largest} bytes per shard, raw + compressed, and the index). "
+            f"Raise cache_limit, or lower predownload (down to batch_size)"
+        )
+    block = candidates[low]
+    return CacheFit(block, needs[block], requirement(ds, needs[block]))

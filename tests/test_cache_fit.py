@@ -1,0 +1,143 @@
+"""``cache_limit`` under ClusterClip: the shuffle block is fitted so an epoch reads each shard once,
+a cache that cannot work is refused at construction with its minimum, and a checkpoint keeps the
+sample order of the cache it was taken under. The remote here is a local directory (streaming
+copies shards from it like downloads); ``test_s3`` measures the same over a real S3 server."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from streaming import StreamingDataLoader
+from streaming.base.stream import Stream
+from torch.utils.data import DataLoader
+
+from streamclip.plan.locality import max_distinct_in_windows
+from streamclip.readers import ClusterClipDataset
+from streamclip.readers.cachefit import epoch_work, node_window
+
+from conftest import convert_docs
+from reader_helpers import EPOCH, columns, identity
+
+READ = dict(strategy="clusterclip", strategy_params={"clip": 2}, epochs=2, epoch_size=EPOCH, batch_size=16, num_canonical_nodes=2)
+
+
+@given(st.lists(st.integers(0, 6), max_size=60), st.integers(1, 70))
+@settings(max_examples=300, deadline=None)
+def test_max_distinct_in_windows_matches_brute_force(keys, window):
+    expected = max((len(set(keys[i : i + window])) for i in range(max(1, len(keys) - window + 1))), default=0)
+    assert max_distinct_in_windows(np.array(keys, dtype=np.int64), window) == expected
+
+
+@pytest.fixture(scope="module")
+def remote(tmp_path_factory, sample_docs) -> Path:
+    """12 clusters over ~190 shards of 16 KiB: a ClusterClip epoch touches dozens of shards."""
+    return convert_docs(tmp_path_factory.mktemp("cachefit"), sample_docs, clusters=12, shard_size=16 << 10)
+
+
+def largest_shard(ds: ClusterClipDataset) -> int:
+    return max(shard.get_max_size() for shard in ds.shards)
+
+
+@pytest.fixture
+def downloads(monkeypatch, tmp_path) -> Path:
+    """Every shard copy from the remote, one line per copy, from this process and forked workers alike."""
+    log = tmp_path / "downloads.log"
+    log.touch()
+    copy = Stream.prepare_shard
+
+    def logged(self, shard):
+        with open(log, "a") as f:
+            f.write(shard.file_pairs[0][0].basename + "\n")
+        return copy(self, shard)
+
+    monkeypatch.setattr(Stream, "prepare_shard", logged)
+    return log
+
+
+def minimum_in(message: str) -> int:
+    return int(re.search(r"the minimum is (\d+) bytes", message).group(1))
+
+
+def test_cache_limit_needs_a_separate_remote(remote):
+    with pytest.raises(ValueError, match="deleted for good"):
+        ClusterClipDataset(local=str(remote), cache_limit=10**9, **READ)
+
+
+def test_a_cache_too_small_fails_at_construction_and_its_minimum_works(remote, tmp_path):
+    with pytest.raises(ValueError, match="cannot hold what this plan reads at once") as refused:
+        ClusterClipDataset(remote=str(remote), local=str(tmp_path / "a"), cache_limit=8 * 30_000, **READ)
+    minimum = minimum_in(str(refused.value))
+    with pytest.raises(ValueError, match=f"the minimum is {minimum} bytes"):
+        ClusterClipDataset(remote=str(remote), local=str(tmp_path / "b"), cache_limit=minimum - 1, **READ)
+    ds = ClusterClipDataset(remote=str(remote), local=str(tmp_path / "c"), cache_limit=minimum, **READ)
+    assert ds.cache_fit.bytes <= minimum
+    assert sum(len(b) for b in DataLoader(ds, batch_size=16, collate_fn=identity)) == EPOCH
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_fitted_block_reads_each_shard_once_per_epoch(remote, tmp_path, downloads, workers):
+    """12 shards of cache with predownload = one batch: stock's default block would need ~25 shards at once
+    (refused, below); the fitted block needs fewer, and the epoch copies a shard once per visit: never again
+    while it is still in use (it was 537 copies of 34 shards before the fit)."""
+    probe = ClusterClipDataset(remote=str(remote), local=str(tmp_path / "probe"), **READ)
+    limit = 12 * largest_shard(probe) + sum(s.get_index_size() for s in probe.streams)
+    kwargs = dict(READ, predownload=16, cache_limit=limit)
+    with pytest.raises(ValueError, match="leave shuffle_block_size unset"):
+        ClusterClipDataset(remote=str(remote), local=str(tmp_path / "stock-block"), shuffle_block_size=1 << 18, **kwargs)
+    ds = ClusterClipDataset(remote=str(remote), local=str(tmp_path / "cache"), **kwargs)
+    assert ds.shuffle_block_size < EPOCH and ds.cache_fit.bytes <= limit
+    drawn = [s["text"] for batch in DataLoader(ds, batch_size=16, num_workers=workers, collate_fn=identity) for s in batch]
+    assert len(drawn) == EPOCH
+    copies = downloads.read_text().split()
+    shards = node_shards(ds, max(workers, 1))
+    assert {int(name.split(".")[1]) for name in copies} == set(shards.tolist())
+    assert len(copies) <= visits(shards, node_window(ds.predownload, ds.batch_size, 1, max(workers, 1)))
+
+
+def node_shards(ds: ClusterClipDataset, workers: int) -> np.ndarray:
+    """The shard of each sample of epoch 0, in the order this node's workers take them."""
+    work = epoch_work(ds, 0, num_nodes=1, ranks_per_node=1, workers_per_rank=workers, block_size=ds.shuffle_block_size,
+                      num_canonical_nodes=ds.num_canonical_nodes)
+    ids = work[0].transpose(2, 0, 1, 3).reshape(-1)
+    return np.searchsorted(np.cumsum(ds.samples_per_shard), ids[ids >= 0], side="right")
+
+
+def visits(shards: np.ndarray, window: int) -> int:
+    """Stretches of use per shard: a shard used again within ``window`` must still be cached; after a longer
+    gap it may have been evicted (a cluster's next pass over it is a new visit)."""
+    total = 0
+    for shard in np.unique(shards):
+        uses = np.flatnonzero(shards == shard)
+        total += 1 + int((np.diff(uses) > window).sum())
+    return total
+
+
+def test_a_checkpoint_keeps_the_order_of_the_cache_it_was_taken_under(remote, tmp_path):
+    """Resumed without a cache limit (stock's default block), a checkpoint taken under a fitted block
+    still yields exactly the rest of its epoch."""
+    probe = ClusterClipDataset(remote=str(remote), local=str(tmp_path / "probe"), **READ)
+    limit = 12 * largest_shard(probe) + sum(s.get_index_size() for s in probe.streams)
+    kwargs = dict(READ, predownload=16)
+
+    def loader(ds):
+        return StreamingDataLoader(ds, batch_size=16, num_workers=0, collate_fn=columns)
+
+    full = [t for batch in loader(ClusterClipDataset(remote=str(remote), local=str(tmp_path / "full"), cache_limit=limit, **kwargs)) for t in batch["text"]]
+    ds = ClusterClipDataset(remote=str(remote), local=str(tmp_path / "first"), cache_limit=limit, **kwargs)
+    it = loader(ds)
+    head = []
+    for i, batch in enumerate(it):
+        head.extend(batch["text"])
+        if i == 9:
+            break
+    state = it.state_dict()
+    assert state["streamclip"]["shuffle_block_size"] == ds.shuffle_block_size < 1 << 18
+    resumed = ClusterClipDataset(remote=str(remote), local=str(tmp_path / "second"), **kwargs)
+    resumed.load_state_dict(state)
+    tail = [t for batch in loader(resumed) for t in batch["text"]]
+    assert head + tail == full
