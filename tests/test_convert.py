@@ -162,6 +162,32 @@ def test_bring_your_own_cluster_field(tmp_path, sample_docs):
     assert not (out / "centroids.npy").exists()
 
 
+@pytest.mark.parametrize("keep", [(), ("source", "domain")])
+def test_shards_are_byte_identical_to_stock_mdswriter(tmp_path, sample_docs, keep):
+    """The packer hands MDSWriter pre-encoded samples; the files must be exactly what ``MDSWriter.write``
+    makes of the same documents: each cluster's documents in input order, a shard closed at every cluster."""
+    from streaming import MDSWriter
+
+    ids = {"jargon": 7, "devil": 3, "kjv": 11, "sonnets": 2, "elements": 5}
+    rows = [{**d, "group": ids[d["source"]]} for d in sample_docs]
+    rows[5] = {k: v for k, v in rows[5].items() if k != "domain"}  # a kept field missing from one document
+    path = tmp_path / "c.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    ours = tmp_path / "ds"
+    convert([str(path)], str(ours), ConvertConfig(rules=FieldRules(cluster_field="group", keep=keep), shard_size=20 << 10, progress=False))
+    stock = tmp_path / "stock"
+    columns = {"text": "str", "cluster": "int32", **{name: "json" for name in keep}}
+    with MDSWriter(out=str(stock), columns=columns, compression="zstd:3", hashes=["xxh64"], size_limit=20 << 10) as writer:
+        for k, group in enumerate(sorted(ids.values())):
+            for row in (r for r in rows if r["group"] == group):
+                writer.write({"text": row["text"], "cluster": k, **{name: row.get(name) for name in keep}})
+            writer.flush_shard()
+            writer._reset_cache()
+    stock_files = tree_digest(stock)
+    assert len(stock_files) > 10
+    assert {name: digest for name, digest in tree_digest(ours).items() if name in stock_files} == stock_files
+
+
 def test_more_clusters_than_documents_is_a_clear_error(tmp_path, sample_docs):
     path = tmp_path / "tiny.jsonl"
     path.write_text("".join(json.dumps(d) + "\n" for d in sample_docs[:5]))

@@ -1,7 +1,9 @@
 """Top terms per cluster by class-based TF-IDF, in memory bounded by the number of clusters.
 
-Each cluster's term counts come from at most ``docs_per_cluster`` of its documents while it is
-packed; only its ``candidates`` most frequent terms are kept. A term's corpus frequency is the sum
+Each cluster's term counts come from its first documents while it is packed, at most
+``docs_per_cluster`` of them and ``chars_per_cluster`` characters in all (about 5k words: plenty for
+eight terms, and the cost stays a fixed fraction of packing whatever the document sizes); only its
+``candidates`` most frequent terms are kept. A term's corpus frequency is the sum
 of its counts over the clusters where it is a candidate, which is where a common word (one that
 would dilute every cluster's description) shows up. At the end every candidate is scored
 ``tf(t, c) * log(1 + A / f(t))`` (A: mean words per cluster), ranking words that are frequent in
@@ -28,20 +30,28 @@ STOPWORDS = frozenset(
 class TermStats:
     """Accumulates per-cluster candidate terms and their corpus frequencies."""
 
-    def __init__(self, *, docs_per_cluster: int = 500, candidates: int = 200) -> None:
+    def __init__(self, *, docs_per_cluster: int = 500, chars_per_cluster: int = 1 << 15, candidates: int = 200) -> None:
         self.docs_per_cluster = docs_per_cluster
+        self.chars_per_cluster = chars_per_cluster
         self.candidates = candidates
         self._corpus: Counter[str] = Counter()
         self._clusters: list[list[tuple[str, int]]] = []
         self._words: list[int] = []
         self._current: Counter[str] = Counter()
         self._seen = 0
+        self._chars = 0
 
-    def add(self, text: str) -> None:
-        """Count the words of one document of the cluster being packed (the first few only)."""
-        if self._seen < self.docs_per_cluster:
-            self._seen += 1
-            self._current.update(_WORD.findall(text.lower()))
+    def add(self, text: str) -> bool:
+        """Count the words of one document of the cluster being packed; False once the cluster's
+        sample is complete, so the caller can stop decoding documents for it."""
+        room = self.chars_per_cluster - self._chars
+        if self._seen >= self.docs_per_cluster or room <= 0:
+            return False
+        piece = text[:room]
+        self._seen += 1
+        self._chars += len(piece)
+        self._current.update(_WORD.findall(piece.lower()))
+        return self._seen < self.docs_per_cluster and self._chars < self.chars_per_cluster
 
     def end_cluster(self) -> None:
         """Close the current cluster: keep its candidates and fold them into the corpus counts."""
@@ -53,6 +63,7 @@ class TermStats:
         self._words.append(sum(self._current.values()))
         self._current = Counter()
         self._seen = 0
+        self._chars = 0
 
     def top_terms(self, n: int = 8) -> list[list[str]]:
         """The ``n`` highest-scoring terms of every cluster, in cluster order."""
