@@ -8,7 +8,7 @@ epoch of 34 shards, measured with an 8-shard cache).
 
 The shuffle block bounds how far a shuffle unit's samples spread, and so how many units a
 window of the node's sequence meets. Given a ``cache_limit`` and no ``shuffle_block_size``,
-:func:`fit_block_size` picks the largest power-of-two block whose working set fits, computed
+:func:`fit_block_size` picks the largest block (the default divided by a power of 4) whose working set fits, computed
 exactly on the epoch's real sample order (:func:`streamclip.plan.locality.max_distinct_in_windows`)
 for one worker per rank; the block depends only on the plan, the seed and ``num_canonical_nodes``,
 never on the worker count, so the sample order stays the same for every world. When no block
@@ -92,7 +92,7 @@ def requirement(ds, shards: int) -> int:
 
 def fit_block_size(ds, *, num_nodes: int, ranks_per_node: int, num_canonical_nodes: int, default_block: int,
                    epochs: list[int]) -> CacheFit:
-    """The largest power-of-two block <= ``default_block`` whose working set fits ``ds.cache_limit``
+    """The largest block ``default_block / 4**i`` whose working set fits ``ds.cache_limit``
     on every epoch in ``epochs`` (one worker per rank); raises ``ValueError`` with the minimum if none does."""
     window = node_window(ds.predownload, ds.batch_size, ranks_per_node, 1)
 
@@ -104,9 +104,9 @@ def fit_block_size(ds, *, num_nodes: int, ranks_per_node: int, num_canonical_nod
             worst = max(worst, max(node_working_set(work, node, ds.samples_per_shard, window) for node in range(num_nodes)))
         return worst
 
-    candidates = [default_block]
+    candidates = [default_block]  # powers of 4 below the default: each try costs an epoch's shuffle
     while candidates[-1] > SMALLEST_BLOCK:
-        candidates.append(max(SMALLEST_BLOCK, candidates[-1] // 2))
+        candidates.append(max(SMALLEST_BLOCK, candidates[-1] // 4))
     needs = {default_block: need(default_block)}
     if requirement(ds, needs[default_block]) <= ds.cache_limit:
         return CacheFit(default_block, needs[default_block], requirement(ds, needs[default_block]))

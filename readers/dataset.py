@@ -24,7 +24,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
+import time
 import warnings
 import weakref
 from collections.abc import Callable
@@ -44,6 +46,7 @@ from streamclip.readers.fastiter import iter_spans, prepare_spans, ready_spans
 from streamclip.readers.reserve import prepare_shard_reserved
 
 STATE_KEY = "streamclip"
+logger = logging.getLogger(__name__)
 READ_PATHS = ("fast", "stock")
 
 
@@ -159,14 +162,18 @@ class ClusterClipDataset(StreamingDataset):
         world = self._parallel_rank_world
         ncn = self.num_canonical_nodes or (64 * world.num_nodes if self.shuffle_algo in ("py1s", "py2s") else world.num_nodes)
         default = self.shuffle_block_size if block_given else max(4_000_000 // ncn, 1 << 18)
-        last = self.num_epochs - 1
-        epochs = sorted({0, last // 2, last})
+        epochs = [0]  # each epoch costs a shuffle per block tried; later epochs are checked as they start (_share_work)
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Shuffle block size was smaller")
             if not (block_given or not self.shuffle):
+                began = time.perf_counter()
                 fit = fit_block_size(self, num_nodes=world.num_nodes, ranks_per_node=world.ranks_per_node,
                                      num_canonical_nodes=ncn, default_block=default, epochs=epochs)
                 self.shuffle_block_size = fit.block_size
+                if fit.block_size != default and not world.rank:
+                    logger.info("cache_limit=%d: shuffle_block_size=%d keeps %d shards in flight (%d bytes); found in %.1fs, "
+                                "pass shuffle_block_size=%d to skip the search", self.cache_limit, fit.block_size, fit.shards,
+                                fit.bytes, time.perf_counter() - began, fit.block_size)
                 return fit
             window = node_window(self.predownload, self.batch_size, world.ranks_per_node, 1)
             shards = max(
