@@ -19,21 +19,19 @@ ClusterClip epoch (``read_path="fast"``, batch 256) in a fresh process, interlea
 
 from __future__ import annotations
 
-import gc
 import json
 import os
 import re
 import shutil
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "tests"))
-from bench_read import BATCH, build, collate  # noqa: E402
+from bench_read import BATCH, build, collate, timed_epoch  # noqa: E402
 from harness import emit, fmt, interleaved, markdown_table, parse_args, spread, write_results  # noqa: E402
 
 KINDS = {
@@ -71,17 +69,8 @@ def read_epoch(spec: dict[str, Any]) -> dict[str, Any]:
             ds = ClusterClipDataset(**kwargs)
         except ValueError as e:
             return {"refused": str(e)}
-        loader = DataLoader(ds, batch_size=BATCH, num_workers=workers, collate_fn=collate)
-        gc.collect()
-        start = time.perf_counter()
-        samples, first = 0, None
-        for batch in loader:
-            samples += len(batch["text"])
-            if first is None:
-                first = time.perf_counter() - start
-        return {"seconds": time.perf_counter() - start, "samples": samples, "first_batch_s": first,
-                "block": ds.shuffle_block_size if kind == "bounded" else None,
-                "cache_limit": kwargs.get("cache_limit")}
+        result = timed_epoch(DataLoader(ds, batch_size=BATCH, num_workers=workers, collate_fn=collate))
+        return {**result, "block": ds.shuffle_block_size if kind == "bounded" else None, "cache_limit": kwargs.get("cache_limit")}
     finally:
         if cache is not None and kind != "warm":
             shutil.rmtree(cache, ignore_errors=True)

@@ -19,7 +19,7 @@ import sys
 from collections.abc import Callable, Sequence
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
@@ -63,21 +63,29 @@ def emit(result: dict[str, Any]) -> None:
     print(RESULT_PREFIX + json.dumps(result), flush=True)
 
 
-def run_child(argv: Sequence[str], *, timeout: float = 1800, env: dict[str, str] | None = None) -> dict[str, Any]:
-    """Run one measurement in a fresh interpreter and return what it ``emit``-ted."""
-    proc = subprocess.run([sys.executable, *argv], capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})})
+class Case(NamedTuple):
+    """A measurement that runs under another interpreter, such as a peer library's own virtualenv."""
+
+    python: str
+    argv: Sequence[str]
+
+
+def run_child(argv: Sequence[str], *, timeout: float = 1800, env: dict[str, str] | None = None, python: str | None = None) -> dict[str, Any]:
+    """Run one measurement in a fresh interpreter (this one unless ``python``) and return what it ``emit``-ted."""
+    proc = subprocess.run([python or sys.executable, *argv], capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})})
     for line in proc.stdout.splitlines():
         if line.startswith(RESULT_PREFIX):
             return json.loads(line[len(RESULT_PREFIX):])
     raise RuntimeError(f"benchmark child {' '.join(argv)} failed (exit {proc.returncode}):\n{proc.stderr[-4000:]}")
 
 
-def interleaved(cases: dict[str, Sequence[str]], repeats: int, *, on_result: Callable[[str, dict], None] | None = None) -> dict[str, list[dict[str, Any]]]:
-    """Each case ``repeats`` times, in the order a b c a b c ..., each in a fresh subprocess."""
+def interleaved(cases: dict[str, Sequence[str] | Case], repeats: int, *, on_result: Callable[[str, dict], None] | None = None) -> dict[str, list[dict[str, Any]]]:
+    """Each case ``repeats`` times, in the order a b c a b c ..., each in a fresh subprocess (argv for this
+    interpreter, or a ``Case`` for another)."""
     out: dict[str, list[dict[str, Any]]] = {name: [] for name in cases}
     for rep in range(repeats):
-        for name, argv in cases.items():
-            result = run_child(argv)
+        for name, case in cases.items():
+            result = run_child(case.argv, python=case.python) if isinstance(case, Case) else run_child(case)
             out[name].append(result)
             if on_result:
                 on_result(name, result)
