@@ -24,6 +24,7 @@ from typing import Any, NamedTuple
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 README = HERE / "README.md"
+PROJECT_README = HERE.parent / "README.md"
 RESULT_PREFIX = "BENCH_RESULT "
 PACKAGES = ("streamclip", "mosaicml-streaming", "numpy", "torch", "faiss-cpu", "sentence-transformers", "zstandard")
 
@@ -125,12 +126,17 @@ def write_results(name: str, data: dict[str, Any], table: str, *, command: str, 
 
 
 def _refresh_readme(name: str, body: str) -> None:
+    """Replace this benchmark's block in benchmarks/README.md (appending it the first time) and in the
+    project README, which quotes some tables between the same markers."""
     begin, end = f"<!-- bench:{name}:begin -->", f"<!-- bench:{name}:end -->"
-    text = README.read_text() if README.exists() else "# Benchmarks\n"
     block = f"{begin}\n{body}{end}"
-    if begin in text and end in text:
-        head, rest = text.split(begin, 1)
-        text = head + block + rest.split(end, 1)[1]
-    else:
-        text = text.rstrip() + f"\n\n## {name}\n\n{block}\n"
-    README.write_text(text)
+    for path, append in ((README, True), (PROJECT_README, False)):
+        text = path.read_text() if path.exists() else "# Benchmarks\n"
+        if begin in text and end in text:
+            head, rest = text.split(begin, 1)
+            text = head + block + rest.split(end, 1)[1]
+        elif append:
+            text = text.rstrip() + f"\n\n## {name}\n\n{block}\n"
+        else:
+            continue
+        path.write_text(text)
