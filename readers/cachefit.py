@@ -32,7 +32,7 @@ from streaming.base.shuffle import get_shuffle
 
 from streamclip.plan.locality import max_distinct_in_windows
 
-__all__ = ["CacheFit", "epoch_work", "fit_block_size", "node_working_set"]
+__all__ = ["CacheFit", "epoch_work", "fit_block_size", "node_working_set", "workers_shortfall"]
 
 SMALLEST_BLOCK = 1
 
@@ -131,3 +131,18 @@ def fit_block_size(ds, *, num_nodes: int, ranks_per_node: int, num_canonical_nod
         )
     block = candidates[low]
     return CacheFit(block, needs[block], requirement(ds, needs[block]))
+
+
+def workers_shortfall(ds, work: NDArray[np.int64], *, node: int, ranks_per_node: int, workers_per_rank: int) -> str | None:
+    """Why ``ds.cache_limit`` is too small for this epoch's ``work`` read by all of the node's workers, or None.
+
+    The block was fitted for one worker per rank; more workers hold more shards at once."""
+    window = node_window(ds.predownload, ds.batch_size, ranks_per_node, workers_per_rank)
+    shards = node_working_set(work, node, ds.samples_per_shard, window)
+    if requirement(ds, shards) <= ds.cache_limit:
+        return None
+    return (
+        f"cache_limit={ds.cache_limit} bytes is below what {ranks_per_node * workers_per_rank} workers on this node read at "
+        f"once ({shards} shards, {requirement(ds, shards)} bytes): shards may be downloaded more than once per epoch. "
+        "Raise cache_limit, or use fewer workers or a lower predownload"
+    )

@@ -41,7 +41,7 @@ from streamclip.errors import ManifestError, PlanInfeasible, ResumeMismatch, Sha
 from streamclip.manifest import INDEX_NAME, Manifest, open_manifest
 from streamclip.planning import resolve_budget
 from streamclip.plan import ClusterLayout, RunSchedule, Strategy, num_segments, plan_segment, strategy_from_spec
-from streamclip.readers.cachefit import CacheFit, epoch_work, fit_block_size, node_window, node_working_set, requirement
+from streamclip.readers.cachefit import CacheFit, epoch_work, fit_block_size, node_window, node_working_set, requirement, workers_shortfall
 from streamclip.readers.fastiter import iter_spans, prepare_spans, ready_spans
 from streamclip.readers.reserve import prepare_shard_reserved
 
@@ -197,14 +197,10 @@ class ClusterClipDataset(StreamingDataset):
         if self.cache_fit is not None and not getattr(self, "_cache_checked", False):
             self._cache_checked = True
             world = self._parallel_worker_world
-            window = node_window(self.predownload, self.batch_size, world.ranks_per_node, world.workers_per_rank)
-            shards = node_working_set(sample_ids, world.node, self.samples_per_shard, window)
-            if requirement(self, shards) > self.cache_limit:
-                warnings.warn(
-                    f"cache_limit={self.cache_limit} bytes is below what {world.workers_per_node} workers on this node read "
-                    f"at once ({shards} shards, {requirement(self, shards)} bytes): shards will be downloaded more than once "
-                    "per epoch. Raise cache_limit, or use fewer workers or a lower predownload", stacklevel=2,
-                )
+            shortfall = workers_shortfall(self, sample_ids, node=world.node, ranks_per_node=world.ranks_per_node,
+                                          workers_per_rank=world.workers_per_rank)
+            if shortfall:
+                warnings.warn(shortfall, stacklevel=2)
         return super()._share_work(sample_ids)
 
     def prepare_shard(self, shard_id: int, blocking: bool = True) -> None:

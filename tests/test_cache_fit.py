@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader
 
 from streamclip.plan.locality import max_distinct_in_windows
 from streamclip.readers import ClusterClipDataset
-from streamclip.readers.cachefit import epoch_work, node_window
+from streamclip.readers.cachefit import epoch_work, node_window, workers_shortfall
 
 from conftest import convert_docs
 from reader_helpers import EPOCH, columns, identity
@@ -77,6 +77,25 @@ def test_a_cache_too_small_fails_at_construction_and_its_minimum_works(remote, t
     ds = ClusterClipDataset(remote=str(remote), local=str(tmp_path / "c"), cache_limit=minimum, **READ)
     assert ds.cache_fit.bytes <= minimum
     assert sum(len(b) for b in DataLoader(ds, batch_size=16, collate_fn=identity)) == EPOCH
+
+
+def test_more_workers_than_the_cache_was_fitted_for_are_named(remote, tmp_path):
+    """The block is fitted for one worker per rank (the worker count is unknown at construction); the node's
+    leader worker checks the real count as each epoch's work is shared, and warns (raising there would
+    strand the other workers at streaming's barrier). The epoch still completes."""
+    with pytest.raises(ValueError) as refused:
+        ClusterClipDataset(remote=str(remote), local=str(tmp_path / "a"), cache_limit=8 * 30_000, predownload=16, **READ)
+    minimum = minimum_in(str(refused.value))
+    ds = ClusterClipDataset(remote=str(remote), local=str(tmp_path / "b"), cache_limit=minimum, predownload=16, **READ)
+
+    def shortfall(workers: int) -> str | None:
+        work = epoch_work(ds, 0, num_nodes=1, ranks_per_node=1, workers_per_rank=workers, block_size=ds.shuffle_block_size,
+                          num_canonical_nodes=2)
+        return workers_shortfall(ds, work, node=0, ranks_per_node=1, workers_per_rank=workers)
+
+    assert shortfall(1) is None
+    assert "is below what 4 workers on this node read at once" in shortfall(4)
+    assert sum(len(b) for b in DataLoader(ds, batch_size=16, num_workers=2, collate_fn=identity)) == EPOCH
 
 
 @pytest.mark.parametrize("workers", [0, 2])
