@@ -32,7 +32,7 @@ from streaming.base.shuffle import get_shuffle
 
 from streamclip.plan.locality import max_distinct_in_windows
 
-__all__ = ["CacheFit", "epoch_work", "fit_block_size", "node_working_set", "workers_shortfall"]
+__all__ = ["CacheFit", "check_block_size", "epoch_work", "fit_block_size", "node_working_set", "plan_working_set", "workers_shortfall"]
 
 SMALLEST_BLOCK = 1
 
@@ -90,42 +90,56 @@ def requirement(ds, shards: int) -> int:
     return (shards + 1) * largest + index
 
 
-def fit_block_size(ds, *, num_nodes: int, ranks_per_node: int, num_canonical_nodes: int, default_block: int,
-                   epochs: list[int]) -> CacheFit:
-    """The largest block ``default_block / 4**i`` whose working set fits ``ds.cache_limit``
-    on every epoch in ``epochs`` (one worker per rank); raises ``ValueError`` with the minimum if none does."""
+def plan_working_set(ds, *, block_size: int, num_nodes: int, ranks_per_node: int, num_canonical_nodes: int,
+                     epochs: list[int]) -> int:
+    """Most shards any node holds at once over ``epochs`` with one worker per rank (the least any run needs)."""
     window = node_window(ds.predownload, ds.batch_size, ranks_per_node, 1)
+    worst = 0
+    for epoch in epochs:
+        work = epoch_work(ds, epoch, num_nodes=num_nodes, ranks_per_node=ranks_per_node, workers_per_rank=1,
+                          block_size=block_size, num_canonical_nodes=num_canonical_nodes)
+        worst = max(worst, *(node_working_set(work, node, ds.samples_per_shard, window) for node in range(num_nodes)))
+    return worst
 
-    def need(block: int) -> int:
-        worst = 0
-        for epoch in epochs:
-            work = epoch_work(ds, epoch, num_nodes=num_nodes, ranks_per_node=ranks_per_node, workers_per_rank=1,
-                              block_size=block, num_canonical_nodes=num_canonical_nodes)
-            worst = max(worst, max(node_working_set(work, node, ds.samples_per_shard, window) for node in range(num_nodes)))
-        return worst
 
+def check_block_size(ds, block_size: int, **world) -> CacheFit:
+    """What a given block needs; ``ValueError`` if ``ds.cache_limit`` cannot hold it."""
+    shards = plan_working_set(ds, block_size=block_size, **world)
+    fit = CacheFit(block_size, shards, requirement(ds, shards))
+    if fit.bytes > ds.cache_limit:
+        raise ValueError(
+            f"cache_limit={ds.cache_limit} bytes cannot hold what this plan reads at once with shuffle_block_size="
+            f"{block_size}: a node needs {shards} shards at the same time plus one downloading, {fit.bytes} bytes. "
+            "Raise cache_limit, or leave shuffle_block_size unset so streamclip picks one that fits"
+        )
+    return fit
+
+
+def fit_block_size(ds, *, default_block: int, **world) -> CacheFit:
+    """The largest block ``default_block / 4**i`` whose working set fits ``ds.cache_limit`` (``world``: the
+    keywords of :func:`plan_working_set` but the block); ``ValueError`` with the minimum if none does."""
     candidates = [default_block]  # powers of 4 below the default: each try costs an epoch's shuffle
     while candidates[-1] > SMALLEST_BLOCK:
         candidates.append(max(SMALLEST_BLOCK, candidates[-1] // 4))
-    needs = {default_block: need(default_block)}
+    needs = {default_block: plan_working_set(ds, block_size=default_block, **world)}
     if requirement(ds, needs[default_block]) <= ds.cache_limit:
         return CacheFit(default_block, needs[default_block], requirement(ds, needs[default_block]))
     low, high = 1, len(candidates) - 1  # the working set shrinks with the block: binary search the first fit
     while low <= high:
         middle = (low + high) // 2
-        needs[candidates[middle]] = need(candidates[middle])
+        needs[candidates[middle]] = plan_working_set(ds, block_size=candidates[middle], **world)
         if requirement(ds, needs[candidates[middle]]) <= ds.cache_limit:
             high = middle - 1
         else:
             low = middle + 1
     if low == len(candidates):
         smallest = candidates[-1]
-        shards = needs.get(smallest) or need(smallest)
+        shards = needs[smallest] if smallest in needs else plan_working_set(ds, block_size=smallest, **world)
         largest, _ = _shard_bytes(ds)
         raise ValueError(
             f"cache_limit={ds.cache_limit} bytes cannot hold what this plan reads at once: even with shuffle_block_size="
             f"{smallest} a node needs {shards} shards at the same time (predownload={ds.predownload}, batch_size="
-            f"{ds.batch_size}, {ranks_per_node} rank(s) per node) plus one downloading, so the minimum is "
+            f"{ds.batch_size}, {world['ranks_per_node']} rank(s) per node) plus one downloading, so the minimum is "
             f"{requirement(ds, shards)} bytes ({largest} bytes per shard, raw + compressed, and the index). "
             f"Raise cache_limit, or lower predownload (down to batch_size)"
         )

@@ -41,7 +41,7 @@ from streamclip.errors import ManifestError, PlanInfeasible, ResumeMismatch, Sha
 from streamclip.manifest import INDEX_NAME, Manifest, open_manifest
 from streamclip.planning import resolve_budget
 from streamclip.plan import ClusterLayout, RunSchedule, Strategy, num_segments, plan_segment, strategy_from_spec
-from streamclip.readers.cachefit import CacheFit, epoch_work, fit_block_size, node_window, node_working_set, requirement, workers_shortfall
+from streamclip.readers.cachefit import CacheFit, check_block_size, fit_block_size, workers_shortfall
 from streamclip.readers.fastiter import iter_spans, prepare_spans, ready_spans
 from streamclip.readers.reserve import prepare_shard_reserved
 
@@ -152,8 +152,8 @@ class ClusterClipDataset(StreamingDataset):
         minimum = max(4 * largest, sum(stream.get_index_size() for stream in self.streams) + 1)
         return (
             f"cache_limit={cache_limit!r} is too small for {self.manifest.location}: the minimum is {minimum} bytes "
-            f"(4 x the largest shard, {largest} bytes raw + compressed); about 8 shards per worker "
-            f"({8 * largest} bytes each) avoids re-downloading shards"
+            f"(4 x the largest shard, {largest} bytes raw + compressed); what the plan reads at once is checked "
+            "next, and needs more when many clusters are mixed"
         )
 
     def _fit_cache(self, *, block_given: bool) -> CacheFit:
@@ -162,32 +162,19 @@ class ClusterClipDataset(StreamingDataset):
         world = self._parallel_rank_world
         ncn = self.num_canonical_nodes or (64 * world.num_nodes if self.shuffle_algo in ("py1s", "py2s") else world.num_nodes)
         default = self.shuffle_block_size if block_given else max(4_000_000 // ncn, 1 << 18)
-        epochs = [0]  # each epoch costs a shuffle per block tried; later epochs are checked as they start (_share_work)
+        # Epoch 0 only: each costs a shuffle per block tried; later epochs are checked as they start (_share_work).
+        plan_world = dict(num_nodes=world.num_nodes, ranks_per_node=world.ranks_per_node, num_canonical_nodes=ncn, epochs=[0])
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Shuffle block size was smaller")
-            if not (block_given or not self.shuffle):
-                began = time.perf_counter()
-                fit = fit_block_size(self, num_nodes=world.num_nodes, ranks_per_node=world.ranks_per_node,
-                                     num_canonical_nodes=ncn, default_block=default, epochs=epochs)
-                self.shuffle_block_size = fit.block_size
-                if fit.block_size != default and not world.rank:
-                    logger.info("cache_limit=%d: shuffle_block_size=%d keeps %d shards in flight (%d bytes); found in %.1fs, "
-                                "pass shuffle_block_size=%d to skip the search", self.cache_limit, fit.block_size, fit.shards,
-                                fit.bytes, time.perf_counter() - began, fit.block_size)
-                return fit
-            window = node_window(self.predownload, self.batch_size, world.ranks_per_node, 1)
-            shards = max(
-                node_working_set(epoch_work(self, epoch, num_nodes=world.num_nodes, ranks_per_node=world.ranks_per_node,
-                                            workers_per_rank=1, block_size=default, num_canonical_nodes=ncn), node,
-                                 self.samples_per_shard, window)
-                for epoch in epochs for node in range(world.num_nodes))
-        fit = CacheFit(default, shards, requirement(self, shards))
-        if fit.bytes > self.cache_limit:
-            raise ValueError(
-                f"cache_limit={self.cache_limit} bytes cannot hold what this plan reads at once with shuffle_block_size="
-                f"{default}: a node needs {shards} shards at the same time plus one downloading, {fit.bytes} bytes. "
-                "Raise cache_limit, or leave shuffle_block_size unset so streamclip picks one that fits"
-            )
+            if block_given or not self.shuffle:
+                return check_block_size(self, default, **plan_world)
+            began = time.perf_counter()
+            fit = fit_block_size(self, default_block=default, **plan_world)
+        self.shuffle_block_size = fit.block_size
+        if fit.block_size != default and not world.rank:
+            logger.info("cache_limit=%d: shuffle_block_size=%d keeps %d shards in flight (%d bytes); found in %.1fs, "
+                        "pass shuffle_block_size=%d to skip the search", self.cache_limit, fit.block_size, fit.shards,
+                        fit.bytes, time.perf_counter() - began, fit.block_size)
         return fit
 
     def _share_work(self, sample_ids: NDArray[np.int64]):  # noqa: ANN202 (stock's tuple of shared memories)
