@@ -43,7 +43,17 @@ def machine() -> dict[str, Any]:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             versions[name] = None
-    return {"cores": os.cpu_count(), "cpu": cpu, "python": platform.python_version(), "platform": platform.platform(), "packages": versions}
+    return {"cores": os.cpu_count(), "cpu": cpu, "gpus": gpus(), "python": platform.python_version(), "platform": platform.platform(),
+            "packages": versions}
+
+
+def gpus() -> list[str]:
+    """The GPUs the embedding rows ran on (``MiniLMEmbedder`` uses CUDA when it is there); none on a CPU machine."""
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    return [line.strip() for line in out.stdout.splitlines() if line.strip()] if out.returncode == 0 else []
 
 
 def parse_args(doc: str, quick_help: str, child: Callable[[dict[str, Any]], None]) -> argparse.Namespace | None:
@@ -117,7 +127,7 @@ def write_results(name: str, data: dict[str, Any], table: str, *, command: str, 
     versions = ", ".join(f"{k} {v}" for k, v in info["packages"].items() if v)
     body = (
         f"Command: `{command}`\n\n{table}\n\n"
-        f"Machine: {info['cores']} cores, {info['cpu']}, Python {info['python']}; {versions}.\n"
+        f"Machine: {info['cores']} cores, {info['cpu']}{''.join(f', {g}' for g in info['gpus'])}, Python {info['python']}; {versions}.\n"
         + (f"\n{notes}\n" if notes else "")
     )
     (RESULTS / f"{name}.md").write_text(body)
