@@ -59,15 +59,20 @@ def epoch_work(ds, epoch: int, *, num_nodes: int, ranks_per_node: int, workers_p
     return np.where(big != -1, sample_ids[big], -1)
 
 
-def node_window(predownload: int, batch_size: int, ranks_per_node: int, workers_per_rank: int) -> int:
+def node_window(ds, ranks_per_node: int, workers_per_rank: int) -> int:
     """Samples of a node's interleaved sequence whose shards must all be in the cache at once.
 
     Workers prepare ``ahead`` = ``ceil(predownload / batch) + 1`` batches each past what they yield,
-    touching each shard as they pass. Eviction takes the least recently touched shard, and a shard
-    read in the last ``ahead`` batches is as recent as one prepared for the next ``ahead``; so LRU
-    keeps the shards needed next only if it can keep both: ``2 x ahead`` batches of every worker.
+    touching each shard as they pass, and eviction takes the least recently touched shard. The fast
+    read path touches a shard only then, so a shard whose uses are behind is always older than one
+    prepared for the next ``ahead`` batches: the window is ``ahead`` batches of every worker. Stock
+    reads touch each shard again when read, which makes a shard read in the last ``ahead`` batches as
+    recent as one prepared for the next ``ahead``, so LRU keeps the ones needed next only if it keeps
+    both: ``2 x ahead``.
     """
-    return 2 * (math.ceil(predownload / batch_size) + 1) * batch_size * ranks_per_node * workers_per_rank
+    ahead = math.ceil(ds.predownload / ds.batch_size) + 1
+    reach = 2 * ahead if getattr(ds, "read_path", "stock") == "stock" else ahead
+    return reach * ds.batch_size * ranks_per_node * workers_per_rank
 
 
 def node_working_set(work: NDArray[np.int64], node: int, samples_per_shard: NDArray[np.int64], window: int) -> int:
@@ -93,7 +98,7 @@ def requirement(ds, shards: int) -> int:
 def plan_working_set(ds, *, block_size: int, num_nodes: int, ranks_per_node: int, num_canonical_nodes: int,
                      epochs: list[int]) -> int:
     """Most shards any node holds at once over ``epochs`` with one worker per rank (the least any run needs)."""
-    window = node_window(ds.predownload, ds.batch_size, ranks_per_node, 1)
+    window = node_window(ds, ranks_per_node, 1)
     worst = 0
     for epoch in epochs:
         work = epoch_work(ds, epoch, num_nodes=num_nodes, ranks_per_node=ranks_per_node, workers_per_rank=1,
@@ -151,7 +156,7 @@ def workers_shortfall(ds, work: NDArray[np.int64], *, node: int, ranks_per_node:
     """Why ``ds.cache_limit`` is too small for this epoch's ``work`` read by all of the node's workers, or None.
 
     The block was fitted for one worker per rank; more workers hold more shards at once."""
-    window = node_window(ds.predownload, ds.batch_size, ranks_per_node, workers_per_rank)
+    window = node_window(ds, ranks_per_node, workers_per_rank)
     shards = node_working_set(work, node, ds.samples_per_shard, window)
     if requirement(ds, shards) <= ds.cache_limit:
         return None

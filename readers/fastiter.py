@@ -16,7 +16,9 @@ stock cost more than reading a sample and are replaced by equivalent loops over 
 - the ready thread advances over a whole chunk of LOCAL shards at once, and prepares a shard again
   if it is evicted while the thread waits for it (stock waits forever there).
 
-Shard access times (the eviction order) are touched once per shard per chunk instead of per sample.
+Shard access times (the eviction order) are touched by the prepare thread only, once per shard per
+chunk, not per sample read: a shard read recently but not needed again is then evicted before one
+prepared for the samples ahead, which halves the cache a plan needs (``cachefit.node_window``).
 A shard evicted after it was ready is prepared again before it is read, as stock ``get_item`` does.
 An iterator dropped mid-epoch stops its threads (stock leaves them polling until the next epoch).
 """
@@ -104,7 +106,6 @@ def _window(ds: StreamingDataset, it: _Iterator, begin: int) -> int:
 
 def _yield_spans(ds: StreamingDataset, it: _Iterator, bounds: NDArray[np.int64], reader: ShardSpanReader) -> Iterator[dict[str, Any]]:
     """Stock ``map(ds.__getitem__, ds._each_sample_id(it))``, a chunk of ready ids at a time."""
-    times = ds._shard_access_times
     chunk = max(1, ds.predownload or CHUNK)
     while True:
         if it.should_exit() or it.yield_index == it.total or ds._event.is_set():
@@ -125,7 +126,7 @@ def _yield_spans(ds: StreamingDataset, it: _Iterator, bounds: NDArray[np.int64],
             positions, shard_ids = positions[: not_local[0]], shard_ids[: not_local[0]]
         else:
             end = len(ids)
-        samples = _read(ds, reader, shard_ids, ids[positions] - bounds[shard_ids], times)
+        samples = _read(ds, reader, shard_ids, ids[positions] - bounds[shard_ids])
         # Stock advances yield_index per sample; per STEP samples keeps the prepare thread's
         # predownload pacing (it is all the index is for) at a fraction of the cost.
         for first in range(0, len(samples), STEP):
@@ -136,16 +137,16 @@ def _yield_spans(ds: StreamingDataset, it: _Iterator, bounds: NDArray[np.int64],
     it.on_exit()
 
 
-def _read(ds: StreamingDataset, reader: ShardSpanReader, shard_ids: NDArray[np.int64], local: NDArray[np.int64], times: Any) -> list[dict[str, Any]]:
+def _read(ds: StreamingDataset, reader: ShardSpanReader, shard_ids: NDArray[np.int64], local: NDArray[np.int64]) -> list[dict[str, Any]]:
     """Decode ``(shard_ids[i], local[i])`` in order, each shard's file checked (or prepared again) first."""
     if not len(shard_ids):
         return []
     shards = np.unique(shard_ids)
     for shard_id in shards.tolist():
         _make_current(ds, reader, shard_id)
-    samples = reader.read(shard_ids, local)
-    times[shards] = time_ns()  # stock touches a shard per sample read; per chunk keeps the LRU order within a chunk
-    return samples
+    # Not touched here (stock touches a shard per sample read): the prepare thread touched each shard as it
+    # passed it, so eviction takes shards whose uses are behind before any shard still ahead (cachefit.node_window).
+    return reader.read(shard_ids, local)
 
 
 def _make_current(ds: StreamingDataset, reader: ShardSpanReader, shard_id: int) -> None:

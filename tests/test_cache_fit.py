@@ -70,7 +70,7 @@ def test_cache_limit_needs_a_separate_remote(remote):
 
 def test_a_cache_too_small_fails_at_construction_and_its_minimum_works(remote, tmp_path):
     with pytest.raises(ValueError, match="cannot hold what this plan reads at once") as refused:
-        ClusterClipDataset(remote=str(remote), local=str(tmp_path / "a"), cache_limit=8 * 30_000, **READ)
+        ClusterClipDataset(remote=str(remote), local=str(tmp_path / "a"), cache_limit=100_000, **READ)
     minimum = minimum_in(str(refused.value))
     with pytest.raises(ValueError, match=f"the minimum is {minimum} bytes"):
         ClusterClipDataset(remote=str(remote), local=str(tmp_path / "b"), cache_limit=minimum - 1, **READ)
@@ -84,7 +84,7 @@ def test_more_workers_than_the_cache_was_fitted_for_are_named(remote, tmp_path):
     leader worker checks the real count as each epoch's work is shared, and warns (raising there would
     strand the other workers at streaming's barrier). The epoch still completes."""
     with pytest.raises(ValueError) as refused:
-        ClusterClipDataset(remote=str(remote), local=str(tmp_path / "a"), cache_limit=8 * 30_000, predownload=16, **READ)
+        ClusterClipDataset(remote=str(remote), local=str(tmp_path / "a"), cache_limit=100_000, predownload=16, **READ)
     minimum = minimum_in(str(refused.value))
     ds = ClusterClipDataset(remote=str(remote), local=str(tmp_path / "b"), cache_limit=minimum, predownload=16, **READ)
 
@@ -115,7 +115,7 @@ def test_a_fitted_block_reads_each_shard_once_per_epoch(remote, tmp_path, downlo
     copies = downloads.read_text().split()
     shards = node_shards(ds, max(workers, 1))
     assert {int(name.split(".")[1]) for name in copies} == set(shards.tolist())
-    assert len(copies) <= visits(shards, node_window(ds.predownload, ds.batch_size, 1, max(workers, 1)))
+    assert len(copies) <= visits(shards, node_window(ds, 1, max(workers, 1)))
 
 
 def node_shards(ds: ClusterClipDataset, workers: int) -> np.ndarray:
