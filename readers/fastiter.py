@@ -163,6 +163,20 @@ def _make_current(ds: StreamingDataset, reader: ShardSpanReader, shard_id: int) 
     )
 
 
+def _next_chunk(ds: StreamingDataset, it: _Iterator, begin: int, bounds: NDArray[np.int64]
+                ) -> tuple[int, int, NDArray[np.int64], NDArray[np.int64]] | None:
+    """A background thread's next chunk from ``begin``: ``(begin, stop, positions of real ids, their shards)``,
+    or None while the thread is ``predownload`` ahead of the yield index (it waits, as stock does)."""
+    if ds.predownload is not None and ds.predownload < begin - it.yield_index:
+        return None
+    stop = _window(ds, it, begin)
+    if stop <= begin:
+        return None
+    ids = it.sample_ids[begin:stop]
+    positions = np.flatnonzero(ids >= 0)
+    return begin, stop, positions, _shards_of(bounds, ids[positions])
+
+
 def prepare_spans(ds: StreamingDataset, it: _Iterator) -> None:
     """Stock ``_prepare_thread``: download/decompress shards ahead, within ``predownload`` of the yield index."""
     bounds = _bounds(ds)
@@ -176,17 +190,11 @@ def prepare_spans(ds: StreamingDataset, it: _Iterator) -> None:
             break
         if ds._event.is_set():
             break
-        if ds.predownload is not None and ds.predownload < it.prepare_index - it.yield_index:
+        chunk = _next_chunk(ds, it, it.prepare_index, bounds)
+        if chunk is None:
             sleep(TICK)
             continue
-        begin = it.prepare_index
-        stop = _window(ds, it, begin)
-        if stop <= begin:
-            sleep(TICK)
-            continue
-        ids = it.sample_ids[begin:stop]
-        positions = np.flatnonzero(ids >= 0)
-        shard_ids = _shards_of(bounds, ids[positions])
+        begin, stop, positions, shard_ids = chunk
         run_starts = np.flatnonzero(np.diff(shard_ids, prepend=-1))
         states = ds._shard_states.numpy()
         for shard_id, position in zip(shard_ids[run_starts].tolist(), positions[run_starts].tolist()):
@@ -213,17 +221,11 @@ def ready_spans(ds: StreamingDataset, it: _Iterator) -> None:
     while True:
         if it.should_exit() or it.ready_index == it.total or ds._event.is_set():
             break
-        if ds.predownload is not None and ds.predownload < it.ready_index - it.yield_index:
+        chunk = _next_chunk(ds, it, it.ready_index, bounds)
+        if chunk is None:
             sleep(TICK)
             continue
-        begin = it.ready_index
-        stop = _window(ds, it, begin)
-        if stop <= begin:
-            sleep(TICK)
-            continue
-        ids = it.sample_ids[begin:stop]
-        positions = np.flatnonzero(ids >= 0)
-        shard_ids = _shards_of(bounds, ids[positions])
+        begin, stop, positions, shard_ids = chunk
         states = ds._shard_states.numpy()
         waiting = np.flatnonzero(states[shard_ids] != LOCAL)
         if not len(waiting):
