@@ -14,7 +14,8 @@ ClusterClip epoch (``read_path="fast"``, batch 256) in a fresh process, interlea
 - S3 cold: an empty cache, so every shard is downloaded, hash-checked and decompressed during the
   epoch; with the default ``predownload`` (8 batches) and with 32 batches;
 - S3 cold, bounded cache: ``cache_limit`` of 8 shards per worker plus the index, ``predownload`` one
-  batch (the block is fitted to the cache); if that cache cannot work for this plan, the row says so.
+  batch, ``cache_workers`` = the loader's workers (the block is fitted to the cache); if that cache
+  cannot work for this plan, the row says so.
 """
 
 from __future__ import annotations
@@ -63,7 +64,8 @@ def read_epoch(spec: dict[str, Any]) -> dict[str, Any]:
             kwargs["predownload"] = 32 * BATCH
         if kind == "bounded":
             shards_per_worker = 8 * max(1, workers)
-            kwargs.update(predownload=BATCH, cache_limit=shards_per_worker * spec["largest_shard"] + spec["index_bytes"])
+            kwargs.update(predownload=BATCH, cache_workers=max(1, workers),
+                          cache_limit=shards_per_worker * spec["largest_shard"] + spec["index_bytes"])
     try:
         try:
             ds = ClusterClipDataset(**kwargs)

@@ -10,14 +10,15 @@ The shuffle block bounds how far a shuffle unit's samples spread, and so how man
 window of the node's sequence meets. Given a ``cache_limit`` and no ``shuffle_block_size``,
 :func:`fit_block_size` picks the largest block (the default divided by a power of 4) whose working set fits, computed
 exactly on the epoch's real sample order (:func:`streamclip.plan.locality.max_distinct_in_windows`)
-for one worker per rank; the block depends only on the plan, the seed and ``num_canonical_nodes``,
-never on the worker count, so the sample order stays the same for every world. When no block
-fits, the cache cannot work for this plan and construction fails with the minimum.
+for ``cache_workers`` DataLoader workers per rank (a setting, default 1); the block depends only on
+the plan, the seed, ``num_canonical_nodes`` and that setting, never on the worker count a run
+really has, so the sample order stays the same for every world. When no block fits, the cache
+cannot work for this plan and construction fails with the minimum.
 
 What a node must hold: every worker prepares ``predownload`` samples ahead of the batch it is
 yielding, and the DataLoader takes batches from workers (and ranks) in turn, so the shards of
 the node's sequence in a window around the batches being yielded (:func:`node_window`), plus one
-shard being downloaded.
+shard being downloaded by each worker.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ from streamclip.plan.locality import max_distinct_in_windows
 __all__ = ["CacheFit", "check_block_size", "epoch_work", "fit_block_size", "node_working_set", "plan_working_set", "workers_shortfall"]
 
 SMALLEST_BLOCK = 1
+# torch's DataLoader default: each worker may produce this many batches before the loader takes them.
+PREFETCH_FACTOR = 2
 
 
 @dataclass(frozen=True)
@@ -62,16 +65,21 @@ def epoch_work(ds, epoch: int, *, num_nodes: int, ranks_per_node: int, workers_p
 def node_window(ds, ranks_per_node: int, workers_per_rank: int) -> int:
     """Samples of a node's interleaved sequence whose shards must all be in the cache at once.
 
-    Workers prepare ``ahead`` = ``ceil(predownload / batch) + 1`` batches each past what they yield,
-    touching each shard as they pass, and eviction takes the least recently touched shard. The fast
-    read path touches a shard only then, so a shard whose uses are behind is always older than one
-    prepared for the next ``ahead`` batches: the window is ``ahead`` batches of every worker. Stock
-    reads touch each shard again when read, which makes a shard read in the last ``ahead`` batches as
-    recent as one prepared for the next ``ahead``, so LRU keeps the ones needed next only if it keeps
-    both: ``2 x ahead``.
+    Workers prepare ``ahead`` = ``ceil(predownload / batch) + 1`` batches each past what they yield.
+    Several workers of a rank drift apart: the DataLoader lets each produce ``PREFETCH_FACTOR``
+    batches before it takes them, in turn, so one may be that many batches (and one being taken)
+    ahead of another. The fast read path evicts the shard whose prepared uses lie furthest behind
+    in the node's sequence (``fastiter``), so what it must hold is the window from the slowest
+    reader to the furthest prepare: ``ahead`` plus the drift, in batches of every worker. Stock
+    evicts by the clock, and its reads touch each shard again, which makes a shard read in the last
+    batches as recent as one prepared for the next ones: LRU keeps those needed next only if it
+    keeps both, twice the window.
     """
     ahead = math.ceil(ds.predownload / ds.batch_size) + 1
-    reach = 2 * ahead if getattr(ds, "read_path", "stock") == "stock" else ahead
+    drift = PREFETCH_FACTOR + 1 if workers_per_rank > 1 else 0
+    reach = ahead + drift
+    if getattr(ds, "read_path", "stock") == "stock":
+        reach *= 2
     return reach * ds.batch_size * ranks_per_node * workers_per_rank
 
 
@@ -89,33 +97,37 @@ def _shard_bytes(ds) -> tuple[int, int]:
     return largest, sum(stream.get_index_size() for stream in ds.streams)
 
 
-def requirement(ds, shards: int) -> int:
-    """Cache bytes for ``shards`` held at once plus one downloading, and the index."""
+def requirement(ds, shards: int, downloading: int = 1) -> int:
+    """Cache bytes for ``shards`` held at once plus ``downloading`` (one per worker of the node), and the index."""
     largest, index = _shard_bytes(ds)
-    return (shards + 1) * largest + index
+    return (shards + downloading) * largest + index
 
 
-def plan_working_set(ds, *, block_size: int, num_nodes: int, ranks_per_node: int, num_canonical_nodes: int,
-                     epochs: list[int]) -> int:
-    """Most shards any node holds at once over ``epochs`` with one worker per rank (the least any run needs)."""
-    window = node_window(ds, ranks_per_node, 1)
+def plan_working_set(ds, *, block_size: int, num_nodes: int, ranks_per_node: int, workers_per_rank: int,
+                     num_canonical_nodes: int, epochs: list[int]) -> int:
+    """Most shards any node holds at once over ``epochs`` with ``workers_per_rank`` workers per rank."""
+    window = node_window(ds, ranks_per_node, workers_per_rank)
     worst = 0
     for epoch in epochs:
-        work = epoch_work(ds, epoch, num_nodes=num_nodes, ranks_per_node=ranks_per_node, workers_per_rank=1,
+        work = epoch_work(ds, epoch, num_nodes=num_nodes, ranks_per_node=ranks_per_node, workers_per_rank=workers_per_rank,
                           block_size=block_size, num_canonical_nodes=num_canonical_nodes)
         worst = max(worst, *(node_working_set(work, node, ds.samples_per_shard, window) for node in range(num_nodes)))
     return worst
 
 
+def _downloads(world: dict) -> int:
+    return world["ranks_per_node"] * world["workers_per_rank"]
+
+
 def check_block_size(ds, block_size: int, **world) -> CacheFit:
     """What a given block needs; ``ValueError`` if ``ds.cache_limit`` cannot hold it."""
     shards = plan_working_set(ds, block_size=block_size, **world)
-    fit = CacheFit(block_size, shards, requirement(ds, shards))
+    fit = CacheFit(block_size, shards, requirement(ds, shards, _downloads(world)))
     if fit.bytes > ds.cache_limit:
         raise ValueError(
             f"cache_limit={ds.cache_limit} bytes cannot hold what this plan reads at once with shuffle_block_size="
-            f"{block_size}: a node needs {shards} shards at the same time plus one downloading, {fit.bytes} bytes. "
-            "Raise cache_limit, or leave shuffle_block_size unset so streamclip picks one that fits"
+            f"{block_size}: a node needs {shards} shards at the same time plus one downloading per worker, {fit.bytes} "
+            "bytes. Raise cache_limit, or leave shuffle_block_size unset so streamclip picks one that fits"
         )
     return fit
 
@@ -123,17 +135,20 @@ def check_block_size(ds, block_size: int, **world) -> CacheFit:
 def fit_block_size(ds, *, default_block: int, **world) -> CacheFit:
     """The largest block ``default_block / 4**i`` whose working set fits ``ds.cache_limit`` (``world``: the
     keywords of :func:`plan_working_set` but the block); ``ValueError`` with the minimum if none does."""
+    def need(shards: int) -> int:
+        return requirement(ds, shards, _downloads(world))
+
     candidates = [default_block]  # powers of 4 below the default: each try costs an epoch's shuffle
     while candidates[-1] > SMALLEST_BLOCK:
         candidates.append(max(SMALLEST_BLOCK, candidates[-1] // 4))
     needs = {default_block: plan_working_set(ds, block_size=default_block, **world)}
-    if requirement(ds, needs[default_block]) <= ds.cache_limit:
-        return CacheFit(default_block, needs[default_block], requirement(ds, needs[default_block]))
+    if need(needs[default_block]) <= ds.cache_limit:
+        return CacheFit(default_block, needs[default_block], need(needs[default_block]))
     low, high = 1, len(candidates) - 1  # the working set shrinks with the block: binary search the first fit
     while low <= high:
         middle = (low + high) // 2
         needs[candidates[middle]] = plan_working_set(ds, block_size=candidates[middle], **world)
-        if requirement(ds, needs[candidates[middle]]) <= ds.cache_limit:
+        if need(needs[candidates[middle]]) <= ds.cache_limit:
             high = middle - 1
         else:
             low = middle + 1
@@ -144,24 +159,26 @@ def fit_block_size(ds, *, default_block: int, **world) -> CacheFit:
         raise ValueError(
             f"cache_limit={ds.cache_limit} bytes cannot hold what this plan reads at once: even with shuffle_block_size="
             f"{smallest} a node needs {shards} shards at the same time (predownload={ds.predownload}, batch_size="
-            f"{ds.batch_size}, {world['ranks_per_node']} rank(s) per node) plus one downloading, so the minimum is "
-            f"{requirement(ds, shards)} bytes ({largest} bytes per shard, raw + compressed, and the index). "
-            f"Raise cache_limit, or lower predownload (down to batch_size)"
+            f"{ds.batch_size}, {world['ranks_per_node']} rank(s) per node, cache_workers={world['workers_per_rank']}) plus "
+            f"one downloading per worker, so the minimum is {need(shards)} bytes ({largest} bytes per shard, raw + "
+            "compressed, and the index). Raise cache_limit, or lower predownload (down to batch_size)"
         )
     block = candidates[low]
-    return CacheFit(block, needs[block], requirement(ds, needs[block]))
+    return CacheFit(block, needs[block], need(needs[block]))
 
 
 def workers_shortfall(ds, work: NDArray[np.int64], *, node: int, ranks_per_node: int, workers_per_rank: int) -> str | None:
     """Why ``ds.cache_limit`` is too small for this epoch's ``work`` read by all of the node's workers, or None.
 
-    The block was fitted for one worker per rank; more workers hold more shards at once."""
+    The block was fitted for ``cache_workers`` workers per rank; more workers hold more shards at once."""
     window = node_window(ds, ranks_per_node, workers_per_rank)
     shards = node_working_set(work, node, ds.samples_per_shard, window)
-    if requirement(ds, shards) <= ds.cache_limit:
+    need = requirement(ds, shards, ranks_per_node * workers_per_rank)
+    if need <= ds.cache_limit:
         return None
     return (
         f"cache_limit={ds.cache_limit} bytes is below what {ranks_per_node * workers_per_rank} workers on this node read at "
-        f"once ({shards} shards, {requirement(ds, shards)} bytes): shards may be downloaded more than once per epoch. "
-        "Raise cache_limit, or use fewer workers or a lower predownload"
+        f"once ({shards} shards, {need} bytes): shards may be downloaded more than once per epoch. Pass "
+        f"cache_workers={workers_per_rank} so the shuffle block is fitted for them, raise cache_limit, or use fewer "
+        "workers or a lower predownload"
     )

@@ -90,7 +90,11 @@ class ClusterClipDataset(StreamingDataset):
     ``S3_ENDPOINT_URL``, or from ``s3_endpoint_url=``, which sets that variable for this process
     (DataLoader workers inherit it; streaming's downloaders read it in each worker, so the
     dataset itself stays picklable). A ``cache_limit`` below what streaming can work with fails
-    here, with the minimum in the message.
+    here, with the minimum in the message. Under a ``cache_limit`` the shuffle block is fitted so
+    the shards in flight fit (``streamclip.readers.cachefit``) for ``cache_workers`` DataLoader
+    workers per rank (default 1): set it to the loader's ``num_workers``. It shapes the sample
+    order, as the block does, so keep it when resuming; the order never depends on how many
+    workers really run.
 
     ``read_path="fast"`` (default) reads an epoch's samples in spans from memory-mapped shards
     (``streamclip.readers.fastiter``): the same samples in the same order as ``read_path="stock"``,
@@ -101,11 +105,14 @@ class ClusterClipDataset(StreamingDataset):
         self, *, remote: str | None = None, local: str | None = None, strategy: Strategy | str = "clusterclip",
         strategy_params: dict[str, Any] | None = None, total_samples: int | None = None, epochs: int | None = None,
         epoch_size: int | None = None, seed: int = 0, shuffle: bool = True, s3_endpoint_url: str | None = None,
-        read_path: str = "fast", **kwargs: Any,
+        read_path: str = "fast", cache_workers: int = 1, **kwargs: Any,
     ) -> None:
         if read_path not in READ_PATHS:
             raise ValueError(f"read_path must be one of {', '.join(map(repr, READ_PATHS))}, got read_path={read_path!r}")
         self.read_path = read_path
+        if not isinstance(cache_workers, int) or cache_workers < 1:
+            raise ValueError(f"cache_workers is the DataLoader's num_workers the cache is fitted for (1 or more), got {cache_workers!r}")
+        self.cache_workers = cache_workers
         for name in ("streams", "sampling_method", "sampling_granularity"):
             if name in kwargs:
                 raise ValueError(f"ClusterClipDataset does not take {name}=; one streamclip dataset is one stream, and the plan decides each epoch")
@@ -163,7 +170,8 @@ class ClusterClipDataset(StreamingDataset):
         ncn = self.num_canonical_nodes or (64 * world.num_nodes if self.shuffle_algo in ("py1s", "py2s") else world.num_nodes)
         default = self.shuffle_block_size if block_given else max(4_000_000 // ncn, 1 << 18)
         # Epoch 0 only: each costs a shuffle per block tried; later epochs are checked as they start (_share_work).
-        plan_world = dict(num_nodes=world.num_nodes, ranks_per_node=world.ranks_per_node, num_canonical_nodes=ncn, epochs=[0])
+        plan_world = dict(num_nodes=world.num_nodes, ranks_per_node=world.ranks_per_node, workers_per_rank=self.cache_workers,
+                          num_canonical_nodes=ncn, epochs=[0])
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Shuffle block size was smaller")
             if block_given or not self.shuffle:

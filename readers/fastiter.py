@@ -16,9 +16,13 @@ stock cost more than reading a sample and are replaced by equivalent loops over 
 - the ready thread advances over a whole chunk of LOCAL shards at once, and prepares a shard again
   if it is evicted while the thread waits for it (stock waits forever there).
 
-Shard access times (the eviction order) are touched by the prepare thread only, once per shard per
-chunk, not per sample read: a shard read recently but not needed again is then evicted before one
-prepared for the samples ahead, which halves the cache a plan needs (``cachefit.node_window``).
+Eviction follows the plan, not the clock. Stock evicts the shard with the oldest access time; on
+this path the "time" of a shard is the latest position in the node's sequence (batch by batch,
+ranks and workers in turn, :func:`_node_keys`) at which any worker prepared it, so the shard
+evicted is the one whose known uses are furthest behind, whichever worker runs ahead or lags,
+and reads touch nothing. What a node must hold is then the shards between its slowest reader and
+its furthest prepare thread (``cachefit.node_window``), not twice that as with stock's clock.
+A shard just downloaded carries stock's clock stamp, larger than any position, until its key is set.
 A shard evicted after it was ready is prepared again before it is read, as stock ``get_item`` does.
 An iterator dropped mid-epoch stops its threads (stock leaves them polling until the next epoch).
 """
@@ -28,7 +32,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor, wait
 from threading import Event
-from time import sleep, time_ns
+from time import sleep
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -54,6 +58,41 @@ RETRIES = 7
 STEP = 64
 
 
+# Eviction keys: epoch << EPOCH_SHIFT | node position. Stock's clock stamps (time_ns, ~2^60) and NEVER
+# lie above CLOCK, so a key never mistakes one for a position.
+EPOCH_SHIFT = 40
+CLOCK = 1 << 56
+
+
+def _node_keys(ds: StreamingDataset, it: _Iterator, positions: NDArray[np.int64]) -> NDArray[np.uint64]:
+    """Eviction keys of this worker's ``positions``: where they fall in the node's sequence of the epoch."""
+    world = ds._parallel_worker_world
+    batch, offset = np.divmod(positions, ds.batch_size)
+    node = ((batch * world.ranks_per_node + world.rank_of_node) * world.workers_per_rank + world.worker_of_rank) * ds.batch_size + offset
+    return (node + it.key_base).astype(np.uint64)
+
+
+def _raise_keys(ds: StreamingDataset, shard_ids: NDArray[np.int64], keys: NDArray[np.uint64]) -> None:
+    """Keys only grow while a shard is cached (a lagging worker must not make another's shard look old);
+    a clock stamp (just downloaded) or NEVER (evicted) is replaced. Racy across processes by design,
+    like stock's touches: a lost update changes which shard is evicted first, never what is read."""
+    times = ds._shard_access_times.numpy()
+    old = times[shard_ids]
+    times[shard_ids] = np.where(old >= CLOCK, keys, np.maximum(old, keys))
+
+
+def _touch_chunk(ds: StreamingDataset, it: _Iterator, begin: int, positions: NDArray[np.int64], shard_ids: NDArray[np.int64]) -> None:
+    """Key each LOCAL shard of a prepared chunk by its last position there."""
+    last = len(shard_ids) - 1 - np.unique(shard_ids[::-1], return_index=True)[1]
+    shards = shard_ids[last]
+    local = ds._shard_states.numpy()[shards] == LOCAL
+    _raise_keys(ds, shards[local], _node_keys(ds, it, begin + positions[last[local]]))
+
+
+def _touch_one(ds: StreamingDataset, it: _Iterator, shard_id: int, position: int) -> None:
+    _raise_keys(ds, np.array([shard_id]), _node_keys(ds, it, np.array([position])))
+
+
 def iter_spans(ds: StreamingDataset) -> Iterator[dict[str, Any]]:
     """One worker's samples of the next epoch, exactly as stock ``StreamingDataset.__iter__`` yields them."""
     if hasattr(ds, "_iterator"):
@@ -71,6 +110,8 @@ def iter_spans(ds: StreamingDataset) -> Iterator[dict[str, Any]]:
     if not len(sample_ids):
         return
     ds._iterator = it = _Iterator(sample_ids)
+    # Positions restart each epoch (and at a resume, the same for every worker); the epoch keeps keys ordered.
+    it.key_base = epoch << EPOCH_SHIFT
     prepare_future = ds._executor.submit(ds._prepare_thread, it)  # the dataset picks prepare_spans for the fast path
     prepare_future.add_done_callback(ds.on_exception)
     ready_future = ds._executor.submit(ds._ready_thread, it)  # ... and ready_spans
@@ -126,7 +167,7 @@ def _yield_spans(ds: StreamingDataset, it: _Iterator, bounds: NDArray[np.int64],
             positions, shard_ids = positions[: not_local[0]], shard_ids[: not_local[0]]
         else:
             end = len(ids)
-        samples = _read(ds, reader, shard_ids, ids[positions] - bounds[shard_ids])
+        samples = _read(ds, it, reader, shard_ids, ids[positions] - bounds[shard_ids])
         # Stock advances yield_index per sample; per STEP samples keeps the prepare thread's
         # predownload pacing (it is all the index is for) at a fraction of the cost.
         for first in range(0, len(samples), STEP):
@@ -137,24 +178,26 @@ def _yield_spans(ds: StreamingDataset, it: _Iterator, bounds: NDArray[np.int64],
     it.on_exit()
 
 
-def _read(ds: StreamingDataset, reader: ShardSpanReader, shard_ids: NDArray[np.int64], local: NDArray[np.int64]) -> list[dict[str, Any]]:
+def _read(ds: StreamingDataset, it: _Iterator, reader: ShardSpanReader, shard_ids: NDArray[np.int64],
+          local: NDArray[np.int64]) -> list[dict[str, Any]]:
     """Decode ``(shard_ids[i], local[i])`` in order, each shard's file checked (or prepared again) first."""
     if not len(shard_ids):
         return []
     shards = np.unique(shard_ids)
     for shard_id in shards.tolist():
-        _make_current(ds, reader, shard_id)
-    # Not touched here (stock touches a shard per sample read): the prepare thread touched each shard as it
-    # passed it, so eviction takes shards whose uses are behind before any shard still ahead (cachefit.node_window).
+        _make_current(ds, it, reader, shard_id)
+    # Not touched here (stock touches a shard per sample read): the prepare thread keyed each shard by its
+    # uses ahead, so eviction takes shards whose uses are behind before any shard still ahead (cachefit.node_window).
     return reader.read(shard_ids, local)
 
 
-def _make_current(ds: StreamingDataset, reader: ShardSpanReader, shard_id: int) -> None:
+def _make_current(ds: StreamingDataset, it: _Iterator, reader: ShardSpanReader, shard_id: int) -> None:
     """Stock ``get_item``'s recovery: a shard file evicted since it was ready is prepared again."""
     for _ in range(1 + RETRIES):
         if reader.current(shard_id, check=bool(ds.cache_limit)):  # without a cache limit nothing evicts
             return
         ds.prepare_shard(shard_id)
+        _touch_one(ds, it, shard_id, it.yield_index)  # read now: keyed where it is read, not as fresh
     ds._event.set()
     raise RuntimeError(
         f"{reader.path(shard_id)} is missing after {RETRIES} attempts to prepare it: "
@@ -181,7 +224,6 @@ def prepare_spans(ds: StreamingDataset, it: _Iterator) -> None:
     """Stock ``_prepare_thread``: download/decompress shards ahead, within ``predownload`` of the yield index."""
     bounds = _bounds(ds)
     prepared: set[int] = set()  # Shards this thread prepared; while LOCAL they need nothing more.
-    times = ds._shard_access_times
     while True:
         if it.should_exit():
             break
@@ -197,6 +239,8 @@ def prepare_spans(ds: StreamingDataset, it: _Iterator) -> None:
         begin, stop, positions, shard_ids = chunk
         run_starts = np.flatnonzero(np.diff(shard_ids, prepend=-1))
         states = ds._shard_states.numpy()
+        # Key the chunk's cached shards before its downloads evict anything, and the downloaded ones after.
+        _touch_chunk(ds, it, begin, positions, shard_ids)
         for shard_id, position in zip(shard_ids[run_starts].tolist(), positions[run_starts].tolist()):
             if shard_id in prepared and states[shard_id] == LOCAL:
                 continue
@@ -207,8 +251,7 @@ def prepare_spans(ds: StreamingDataset, it: _Iterator) -> None:
             if it.should_exit() or ds._event.is_set():
                 break
         else:
-            local = np.unique(shard_ids)
-            times[local[states[local] == LOCAL]] = time_ns()
+            _touch_chunk(ds, it, begin, positions, shard_ids)
             it.prepare_index = stop
             continue
         break
@@ -238,6 +281,8 @@ def ready_spans(ds: StreamingDataset, it: _Iterator) -> None:
             # before it looks (a tight cache_limit), it waits forever. Prepare it again instead.
             if states[shard_id] == REMOTE:
                 ds.prepare_shard(shard_id, False)
+                if states[shard_id] == LOCAL:
+                    _touch_one(ds, it, shard_id, it.ready_index)
             else:
                 sleep(TICK)
         it.ready_index += 1
