@@ -6,7 +6,9 @@ copies shards from it like downloads); ``test_s3`` measures the same over a real
 from __future__ import annotations
 
 import re
+import time
 import warnings
+from types import SimpleNamespace
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +20,7 @@ from streaming.base.stream import Stream
 from torch.utils.data import DataLoader
 
 from streamclip.plan.locality import max_distinct_in_windows
+from streamclip.readers import fastiter
 from streamclip.readers import ClusterClipDataset
 from streamclip.readers.cachefit import epoch_work, node_window, workers_shortfall
 
@@ -32,6 +35,35 @@ READ = dict(strategy="clusterclip", strategy_params={"clip": 2}, epochs=2, epoch
 def test_max_distinct_in_windows_matches_brute_force(keys, window):
     expected = max((len(set(keys[i : i + window])) for i in range(max(1, len(keys) - window + 1))), default=0)
     assert max_distinct_in_windows(np.array(keys, dtype=np.int64), window) == expected
+
+
+@pytest.mark.parametrize("ranks, workers", [(1, 1), (1, 3), (2, 3)])
+def test_eviction_keys_follow_the_node_sequence_the_cache_is_fitted_on(ranks, workers):
+    """The fast path keys a shard by where its use falls in the node's sequence; that sequence must be the
+    one cachefit measures windows on (batch by batch, ranks and workers in turn), or the fit would promise
+    a window the eviction does not keep. Keys of a later epoch sort after every key of an earlier one."""
+    batch, batches = 4, 5
+    order = np.arange(ranks * workers * batches * batch).reshape(1, ranks, workers, batches, batch)
+    node_order = order[0].transpose(2, 0, 1, 3).reshape(-1)  # what cachefit.node_working_set walks
+    where = np.argsort(node_order)
+    for epoch in (0, 3):
+        for rank in range(ranks):
+            for worker in range(workers):
+                world = SimpleNamespace(ranks_per_node=ranks, rank_of_node=rank, workers_per_rank=workers, worker_of_rank=worker)
+                ds = SimpleNamespace(_parallel_worker_world=world, batch_size=batch)
+                it = SimpleNamespace(key_base=epoch << fastiter.EPOCH_SHIFT)
+                keys = fastiter._node_keys(ds, it, np.arange(batches * batch))
+                expected = where[order[0, rank, worker].reshape(-1)] + (epoch << fastiter.EPOCH_SHIFT)
+                np.testing.assert_array_equal(keys, expected)
+
+
+def test_a_lagging_worker_never_makes_a_shard_look_older():
+    """Keys only grow while a shard is cached; stock's clock stamp (just downloaded) and NEVER (evicted)
+    are replaced, since neither is a position."""
+    times = np.array([100, 100, time.time_ns(), np.iinfo(np.uint64).max], dtype=np.uint64)
+    ds = SimpleNamespace(_shard_access_times=SimpleNamespace(numpy=lambda: times))
+    fastiter._raise_keys(ds, np.arange(4), np.array([50, 150, 70, 80], dtype=np.uint64))
+    np.testing.assert_array_equal(times, [100, 150, 70, 80])
 
 
 @pytest.fixture(scope="module")
