@@ -30,9 +30,11 @@ from reader_helpers import EPOCH, columns, identity
 READ = dict(strategy="clusterclip", strategy_params={"clip": 2}, epochs=2, epoch_size=EPOCH, batch_size=16, num_canonical_nodes=2)
 
 
-@given(st.lists(st.integers(0, 6), max_size=60), st.integers(1, 70))
+@given(st.lists(st.integers(0, 6), max_size=60), st.integers(1, 70), st.sampled_from([1, -3, 1 << 20]))
 @settings(max_examples=300, deadline=None)
-def test_max_distinct_in_windows_matches_brute_force(keys, window):
+def test_max_distinct_in_windows_matches_brute_force(keys, window, spread):
+    """``spread`` takes the keys beyond 2^16 values (another sort) and below zero."""
+    keys = [k * spread for k in keys]
     expected = max((len(set(keys[i : i + window])) for i in range(max(1, len(keys) - window + 1))), default=0)
     assert max_distinct_in_windows(np.array(keys, dtype=np.int64), window) == expected
 

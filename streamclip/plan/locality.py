@@ -19,7 +19,9 @@ def max_distinct_in_windows(keys: ArrayLike, window: int) -> int:
     """The most distinct values among any ``window`` consecutive entries of ``keys`` (all of them if shorter).
 
     Entry i adds one to the windows that start after the previous occurrence of its value and
-    no later than i: a range of window starts, summed with one difference array.
+    no later than i: a range of window starts, summed with one difference array. The sum does not
+    care about order, so entries are taken grouped by value (a stable sort), where each one's
+    previous occurrence is simply the entry before it in its group.
     """
     keys = np.asarray(keys)
     if keys.ndim != 1:
@@ -30,14 +32,31 @@ def max_distinct_in_windows(keys: ArrayLike, window: int) -> int:
     if n == 0:
         return 0
     window = min(int(window), n)
-    order = np.argsort(keys, kind="stable")
-    previous = np.full(n, -1, dtype=np.int64)
-    repeat = keys[order[1:]] == keys[order[:-1]]
-    previous[order[1:][repeat]] = order[:-1][repeat]
-    position = np.arange(n, dtype=np.int64)
+    compact = _compact(keys)
+    position = np.argsort(compact, kind="stable")  # grouped by value, ascending positions within a group
+    previous = np.empty(n, dtype=np.int64)
+    previous[0] = -1
+    previous[1:] = position[:-1]
+    if compact.dtype == np.uint16:
+        group_starts = np.cumsum(np.bincount(compact))[:-1]
+    else:
+        grouped = keys[position]
+        group_starts = np.flatnonzero(grouped[1:] != grouped[:-1]) + 1
+    previous[group_starts[group_starts < n]] = -1
     starts = n - window + 1  # windows begin at 0 .. n - window
     first = np.maximum(previous + 1, position - window + 1)
     last = np.minimum(position, starts - 1)
     counted = first <= last
     change = np.bincount(first[counted], minlength=starts + 1) - np.bincount(last[counted] + 1, minlength=starts + 1)
     return int(np.cumsum(change[:starts]).max())
+
+
+def _compact(keys: np.ndarray) -> np.ndarray:
+    """Integer keys spanning fewer than 2^16 values as uint16 from 0, where numpy's stable sort is a radix
+    sort (10x faster than on int64 at 10^7 keys): shard ids are such keys."""
+    if keys.dtype.kind not in "iu":
+        return keys
+    low, high = int(keys.min()), int(keys.max())
+    if high - low >= 1 << 16:
+        return keys
+    return (keys - low).astype(np.uint16)
