@@ -82,7 +82,9 @@ def _raise_keys(ds: StreamingDataset, shard_ids: NDArray[np.int64], keys: NDArra
 
 
 def _touch_chunk(ds: StreamingDataset, it: _Iterator, begin: int, positions: NDArray[np.int64], shard_ids: NDArray[np.int64]) -> None:
-    """Key each LOCAL shard of a prepared chunk by its last position there."""
+    """Key each LOCAL shard of a prepared chunk by its last position there (only a cache limit evicts)."""
+    if not ds.cache_limit:
+        return
     last = len(shard_ids) - 1 - np.unique(shard_ids[::-1], return_index=True)[1]
     shards = shard_ids[last]
     local = ds._shard_states.numpy()[shards] == LOCAL
