@@ -32,6 +32,7 @@ from streaming.base.partition import get_partitions
 from streaming.base.shuffle import get_shuffle
 
 from streamclip.plan.locality import max_distinct_in_windows
+from streamclip.readers.fastiter import shard_bounds, shards_of
 
 __all__ = ["CacheFit", "check_block_size", "epoch_work", "fit_block_size", "node_working_set", "plan_working_set", "workers_shortfall"]
 
@@ -83,12 +84,10 @@ def node_window(ds, ranks_per_node: int, workers_per_rank: int) -> int:
     return reach * ds.batch_size * ranks_per_node * workers_per_rank
 
 
-def node_working_set(work: NDArray[np.int64], node: int, samples_per_shard: NDArray[np.int64], window: int) -> int:
+def node_working_set(ds, work: NDArray[np.int64], node: int, window: int) -> int:
     """Most distinct shards in any ``window`` of node ``node``'s sequence (batch by batch, ranks and workers in turn)."""
     ids = work[node].transpose(2, 0, 1, 3).reshape(-1)
-    ids = ids[ids >= 0]
-    bounds = np.concatenate([[0], np.cumsum(samples_per_shard)])
-    return max_distinct_in_windows(np.searchsorted(bounds, ids, side="right") - 1, window)
+    return max_distinct_in_windows(shards_of(shard_bounds(ds), ids[ids >= 0]), window)
 
 
 def _shard_bytes(ds) -> tuple[int, int]:
@@ -111,7 +110,7 @@ def plan_working_set(ds, *, block_size: int, num_nodes: int, ranks_per_node: int
     for epoch in epochs:
         work = epoch_work(ds, epoch, num_nodes=num_nodes, ranks_per_node=ranks_per_node, workers_per_rank=workers_per_rank,
                           block_size=block_size, num_canonical_nodes=num_canonical_nodes)
-        worst = max(worst, *(node_working_set(work, node, ds.samples_per_shard, window) for node in range(num_nodes)))
+        worst = max(worst, *(node_working_set(ds, work, node, window) for node in range(num_nodes)))
     return worst
 
 
@@ -172,7 +171,7 @@ def workers_shortfall(ds, work: NDArray[np.int64], *, node: int, ranks_per_node:
 
     The block was fitted for ``cache_workers`` workers per rank; more workers hold more shards at once."""
     window = node_window(ds, ranks_per_node, workers_per_rank)
-    shards = node_working_set(work, node, ds.samples_per_shard, window)
+    shards = node_working_set(ds, work, node, window)
     need = requirement(ds, shards, ranks_per_node * workers_per_rank)
     if need <= ds.cache_limit:
         return None

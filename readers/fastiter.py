@@ -45,7 +45,7 @@ from streamclip.readers.spanread import ShardSpanReader
 if TYPE_CHECKING:
     from streaming import StreamingDataset
 
-__all__ = ["iter_spans", "prepare_spans", "ready_spans"]
+__all__ = ["iter_spans", "prepare_spans", "ready_spans", "shard_bounds", "shards_of"]
 
 LOCAL = int(_ShardState.LOCAL)
 REMOTE = int(_ShardState.REMOTE)
@@ -120,7 +120,7 @@ def iter_spans(ds: StreamingDataset) -> Iterator[dict[str, Any]]:
     ready_future.add_done_callback(ds.on_exception)
     reader = ShardSpanReader(ds.shards)
     try:
-        yield from _yield_spans(ds, it, _bounds(ds), reader)
+        yield from _yield_spans(ds, it, shard_bounds(ds), reader)
     except GeneratorExit:  # abandoned mid-epoch: stop the threads (stock leaves them waiting until the next __iter__)
         it.non_blocking_exit()
         raise
@@ -130,12 +130,12 @@ def iter_spans(ds: StreamingDataset) -> Iterator[dict[str, Any]]:
     it.exit()
 
 
-def _bounds(ds: StreamingDataset) -> NDArray[np.int64]:
+def shard_bounds(ds: StreamingDataset) -> NDArray[np.int64]:
     """Global id of each shard's first sample, then the total: shard of id i is ``searchsorted(bounds, i, 'right') - 1``."""
     return np.concatenate([[0], np.cumsum(ds.samples_per_shard)]).astype(np.int64)
 
 
-def _shards_of(bounds: NDArray[np.int64], ids: NDArray[np.int64]) -> NDArray[np.int64]:
+def shards_of(bounds: NDArray[np.int64], ids: NDArray[np.int64]) -> NDArray[np.int64]:
     return np.searchsorted(bounds, ids, side="right") - 1
 
 
@@ -156,7 +156,7 @@ def _yield_spans(ds: StreamingDataset, it: _Iterator, bounds: NDArray[np.int64],
         begin = it.yield_index
         ids = it.sample_ids[begin : min(it.total, begin + chunk)]
         positions = np.flatnonzero(ids >= 0)
-        shard_ids = _shards_of(bounds, ids[positions])
+        shard_ids = shards_of(bounds, ids[positions])
         # Ready: before the ready thread's index (an eviction since is repaired by _make_current, as
         # stock get_item does), or beyond it with its shard LOCAL, the ready thread's own test.
         unchecked = np.searchsorted(positions, it.ready_index - begin)
@@ -219,12 +219,12 @@ def _next_chunk(ds: StreamingDataset, it: _Iterator, begin: int, bounds: NDArray
         return None
     ids = it.sample_ids[begin:stop]
     positions = np.flatnonzero(ids >= 0)
-    return begin, stop, positions, _shards_of(bounds, ids[positions])
+    return begin, stop, positions, shards_of(bounds, ids[positions])
 
 
 def prepare_spans(ds: StreamingDataset, it: _Iterator) -> None:
     """Stock ``_prepare_thread``: download/decompress shards ahead, within ``predownload`` of the yield index."""
-    bounds = _bounds(ds)
+    bounds = shard_bounds(ds)
     prepared: set[int] = set()  # Shards this thread prepared; while LOCAL they need nothing more.
     while True:
         if it.should_exit():
@@ -262,7 +262,7 @@ def prepare_spans(ds: StreamingDataset, it: _Iterator) -> None:
 
 def ready_spans(ds: StreamingDataset, it: _Iterator) -> None:
     """Stock ``_ready_thread``: advance ``ready_index`` over ids whose shard is LOCAL, preparing REMOTE ones."""
-    bounds = _bounds(ds)
+    bounds = shard_bounds(ds)
     while True:
         if it.should_exit() or it.ready_index == it.total or ds._event.is_set():
             break

@@ -155,10 +155,6 @@ class ShardSpanReader:
     def num_mapped(self) -> int:
         return len(self._mapped)
 
-    def decode(self, shard_id: int, indices: NDArray[np.int64]) -> list[dict[str, Any]]:
-        """The samples at ``indices`` (shard-relative) of one shard made :meth:`current` just before."""
-        return self.read(np.full(len(indices), shard_id, dtype=np.int64), indices)
-
     def read(self, shard_ids: NDArray[np.int64], indices: NDArray[np.int64]) -> list[dict[str, Any]]:
         """Sample ``indices[i]`` of shard ``shard_ids[i]`` for every i, in order; each shard made :meth:`current` before."""
         if not len(shard_ids):

@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader
 
 from streamclip.plan.locality import max_distinct_in_windows
 from streamclip.readers import fastiter
+from streamclip.readers.fastiter import shard_bounds, shards_of
 from streamclip.readers import ClusterClipDataset
 from streamclip.readers.cachefit import epoch_work, node_window, workers_shortfall
 
@@ -164,7 +165,7 @@ def node_shards(ds: ClusterClipDataset, workers: int) -> np.ndarray:
     work = epoch_work(ds, 0, num_nodes=1, ranks_per_node=1, workers_per_rank=workers, block_size=ds.shuffle_block_size,
                       num_canonical_nodes=ds.num_canonical_nodes)
     ids = work[0].transpose(2, 0, 1, 3).reshape(-1)
-    return np.searchsorted(np.cumsum(ds.samples_per_shard), ids[ids >= 0], side="right")
+    return shards_of(shard_bounds(ds), ids[ids >= 0])
 
 
 def visits(shards: np.ndarray, window: int) -> int:

@@ -163,10 +163,15 @@ def test_bring_your_own_cluster_field(tmp_path, sample_docs):
 
 
 @pytest.mark.parametrize("keep", [(), ("source", "domain")])
-def test_shards_are_byte_identical_to_stock_mdswriter(tmp_path, sample_docs, keep):
+def test_shards_are_byte_identical_to_stock_mdswriter(tmp_path, sample_docs, keep, monkeypatch):
     """The packer hands MDSWriter pre-encoded samples; the files must be exactly what ``MDSWriter.write``
-    makes of the same documents: each cluster's documents in input order, a shard closed at every cluster."""
+    makes of the same documents: each cluster's documents in input order, a shard closed at every cluster.
+    Batches of 7 documents make every cluster span many packing batches."""
     from streaming import MDSWriter
+
+    from streamclip.writers import packing
+
+    monkeypatch.setattr(packing, "PACK_BATCH", 7)
 
     ids = {"jargon": 7, "devil": 3, "kjv": 11, "sonnets": 2, "elements": 5}
     rows = [{**d, "group": ids[d["source"]]} for d in sample_docs]

@@ -143,10 +143,10 @@ def test_a_mapped_shard_survives_eviction_and_a_replaced_file_is_remapped(datase
     moved = tmp_path / "moved.mds"
     shutil.copy(path, moved)
     os.remove(path)  # evicted while mapped: the mapping still reads the right bytes
-    assert typed(reader.decode(0, everything[::-1]))[::-1] == expected
+    assert typed(reader.read(np.zeros(n, dtype=np.int64), everything[::-1]))[::-1] == expected
     assert not reader.current(0) and reader.num_mapped == 0  # gone: dropped, the caller prepares it again
     os.rename(moved, path)  # re-downloaded: another inode
-    assert reader.current(0) and typed(reader.decode(0, everything)) == expected
+    assert reader.current(0) and typed(reader.read(np.zeros(n, dtype=np.int64), everything)) == expected
     shutil.copy(path, moved)
     os.rename(moved, path)
     before = reader._mapped[0]
@@ -171,7 +171,7 @@ def test_other_encodings_fall_back_to_stock_decoding(tmp_path):
     for shard_id, shard in enumerate(stock.shards):
         order = np.random.default_rng(shard_id).permutation(shard.samples)
         assert reader.current(shard_id)
-        for got, i in zip(reader.decode(shard_id, order), order):
+        for got, i in zip(reader.read(np.full(len(order), shard_id), order), order):
             want = shard[int(i)]
             assert got.keys() == want.keys() and all(np.array_equal(got[k], want[k]) and type(got[k]) is type(want[k]) for k in want)
 

@@ -27,6 +27,13 @@ def encode_record(text: str, fields: dict[str, Any]) -> bytes:
     return _HEADER.pack(len(body), len(extra)) + body + extra
 
 
+def record_text(raw: bytes) -> tuple[bytes, bytes]:
+    """``(size, text)`` of a record without decoding: its text's byte length as a little-endian uint32
+    (the header's first field) and the UTF-8 text itself."""
+    end = _HEADER.size + _HEADER.unpack_from(raw)[0]
+    return raw[:4], raw[_HEADER.size : end]
+
+
 def decode_record(raw: bytes) -> tuple[str, dict[str, Any], int]:
     """``(text, fields, text_bytes)`` of one raw record."""
     size, extra = _HEADER.unpack_from(raw)

@@ -9,6 +9,7 @@ boundary. Cluster k therefore owns a contiguous range of shards and of global sa
 from __future__ import annotations
 
 import functools
+import itertools
 import os
 import struct
 from collections.abc import Callable, Iterator
@@ -19,7 +20,7 @@ import numpy as np
 from numpy.typing import NDArray
 from tqdm.auto import tqdm
 
-from streamclip.writers.docstore import append_frame, decode_record, iter_raw
+from streamclip.writers.docstore import append_frame, decode_record, iter_raw, record_text
 from streamclip.writers.terms import TermStats
 
 EXAMPLE_CHARS = 240
@@ -126,22 +127,26 @@ def pack_clusters(
     try:
         with tqdm(total=total, desc="pack", unit="doc", disable=not progress) as bar:
             for k in range(num_clusters):
-                records = list(spill.records(k))
-                writer.write_encoded(encoder.encode(records, k))
-                for raw in records:
-                    if not terms.add(decode_record(raw)[0]):
-                        break
+                count = nbytes = 0
+                example, counting = "", True
+                # A batch at a time: the per-sample cost stays amortised and memory stays bounded however large the cluster.
+                for records in _batches(spill.records(k), PACK_BATCH):
+                    writer.write_encoded(encoder.encode(records, k))
+                    announce()
+                    if not count:
+                        example = _shorten(decode_record(records[0])[0])
+                    counting = counting and _count_terms(terms, records)
+                    count += len(records)
+                    nbytes += sum(len(record_text(raw)[1]) for raw in records)
+                    bar.update(len(records))
                 if writer.new_samples:
                     writer.flush_shard()
                     writer._reset_cache()  # the stock writer only does this when a shard fills
                 announce()
                 terms.end_cluster()
                 end_shard = len(writer.shards)
-                nbytes = sum(_TEXT_SIZE.unpack_from(raw)[0] for raw in records)
-                example = _shorten(decode_record(records[0])[0]) if records else ""
-                packed.append(PackedCluster(len(records), nbytes, (shard, end_shard), (sample, sample + len(records)), example))
-                shard, sample = end_shard, sample + len(records)
-                bar.update(len(records))
+                packed.append(PackedCluster(count, nbytes, (shard, end_shard), (sample, sample + count), example))
+                shard, sample = end_shard, sample + count
         writer.finish()
     except BaseException:
         writer.cancel_future_jobs()
@@ -149,7 +154,21 @@ def pack_clusters(
     return packed
 
 
-_TEXT_SIZE = struct.Struct("<I")  # a staged record starts with its text's byte length (docstore)
+# Records packed per step: large enough to amortise the per-call cost, small enough to bound memory.
+PACK_BATCH = 4096
+
+
+def _batches(records: Iterator[bytes], size: int) -> Iterator[list[bytes]]:
+    while batch := list(itertools.islice(records, size)):
+        yield batch
+
+
+def _count_terms(terms: TermStats, records: list[bytes]) -> bool:
+    """Feed documents to the cluster's term statistics until they have enough; False once they do."""
+    for raw in records:
+        if not terms.add(decode_record(raw)[0]):
+            return False
+    return True
 
 
 @functools.cache
@@ -190,8 +209,8 @@ class _SampleEncoder:
 
     def encode(self, records: list[bytes], cluster: int) -> list[bytes]:
         label = struct.pack("<i", cluster)
-        if self.simple:
-            return [raw[:4] + label + raw[8 : 8 + _TEXT_SIZE.unpack_from(raw)[0]] for raw in records]
+        if self.simple:  # MDS: the str column's uint32 size, the int32 cluster, the text: docstore's size is that uint32
+            return [size + label + text for size, text in map(record_text, records)]
         return [self._encode_one(raw, cluster) for raw in records]
 
     def _encode_one(self, raw: bytes, cluster: int) -> bytes:

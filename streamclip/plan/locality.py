@@ -42,7 +42,7 @@ def max_distinct_in_windows(keys: ArrayLike, window: int) -> int:
     else:
         grouped = keys[position]
         group_starts = np.flatnonzero(grouped[1:] != grouped[:-1]) + 1
-    previous[group_starts[group_starts < n]] = -1
+    previous[group_starts] = -1
     starts = n - window + 1  # windows begin at 0 .. n - window
     first = np.maximum(previous + 1, position - window + 1)
     last = np.minimum(position, starts - 1)
