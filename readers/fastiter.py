@@ -261,7 +261,8 @@ def prepare_spans(ds: StreamingDataset, it: _Iterator) -> None:
 
 
 def ready_spans(ds: StreamingDataset, it: _Iterator) -> None:
-    """Stock ``_ready_thread``: advance ``ready_index`` over ids whose shard is LOCAL, preparing REMOTE ones."""
+    """Stock ``_ready_thread``: advance ``ready_index`` over ids whose shard is LOCAL, preparing again a shard
+    evicted after the prepare thread passed it."""
     bounds = shard_bounds(ds)
     while True:
         if it.should_exit() or it.ready_index == it.total or ds._event.is_set():
@@ -276,12 +277,14 @@ def ready_spans(ds: StreamingDataset, it: _Iterator) -> None:
         if not len(waiting):
             it.ready_index = stop
             continue
-        it.ready_index = begin + int(positions[waiting[0]])
+        it.ready_index = position = begin + int(positions[waiting[0]])
         shard_id = int(shard_ids[waiting[0]])
-        while states[shard_id] != LOCAL and not ds._event.is_set():
-            # Stock prepares a REMOTE shard once, then waits for LOCAL; if the shard is evicted again
-            # before it looks (a tight cache_limit), it waits forever. Prepare it again instead.
-            if states[shard_id] == REMOTE:
+        while states[shard_id] != LOCAL and not it.should_exit() and not ds._event.is_set():
+            # A shard the prepare thread has yet to reach is left to it: stock's ready thread downloads it
+            # too, which takes a second download slot from the cache (a shard still needed is evicted for
+            # it). One the prepare thread passed is REMOTE only if it was evicted since; stock then waits
+            # forever (it prepares a shard once), so it is prepared again here.
+            if states[shard_id] == REMOTE and it.prepare_index > position:
                 ds.prepare_shard(shard_id, False)
                 if states[shard_id] == LOCAL:
                     _touch_one(ds, it, shard_id, it.ready_index)
