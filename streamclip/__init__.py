@@ -5,10 +5,23 @@ The public API of the core (pure numpy, never imports torch). Converting lives i
 """
 
 from streamclip._version import __version__
-from streamclip.errors import InputError, ManifestError, PlanInfeasible, ResumeMismatch, ShardError, StreamclipError, UploadError
+from streamclip.errors import (
+    CacheTooSmall,
+    ConfigError,
+    InputError,
+    ManifestError,
+    PlanInfeasible,
+    ResumeMismatch,
+    ShardError,
+    StreamclipError,
+    UploadError,
+    WorkDirError,
+)
 from streamclip.manifest import ClusterInfo, Manifest, open_manifest
 
 __all__ = [
+    "CacheTooSmall",
+    "ConfigError",
     "ClusterInfo",
     "InputError",
     "Manifest",
@@ -18,6 +31,7 @@ __all__ = [
     "ShardError",
     "StreamclipError",
     "UploadError",
+    "WorkDirError",
     "__version__",
     "open_manifest",
 ]

@@ -1,6 +1,9 @@
 """The exceptions streamclip raises on purpose.
 
     StreamclipError                 base: catch this to catch every deliberate failure
+     ├── ConfigError                an option or argument is invalid (names the option and the fix)
+     │    └── CacheTooSmall         ``cache_limit`` cannot hold what one node needs; carries the minimum
+     ├── WorkDirError               a work directory is not streamclip's, is in use, or overlaps inputs/OUT
      ├── ManifestError              a dataset directory or manifest is missing, corrupt or unsafe
      ├── InputError                 the corpus cannot be converted (e.g. ``--strict`` and rejects)
      ├── UploadError                publishing to object storage failed; no manifest was written
@@ -17,6 +20,22 @@ from __future__ import annotations
 
 class StreamclipError(Exception):
     """Base class of every error streamclip raises deliberately."""
+
+
+class ConfigError(StreamclipError, ValueError):
+    """An option or argument is invalid; the message names the option, the value and the fix."""
+
+
+class CacheTooSmall(ConfigError):
+    """``cache_limit`` cannot hold the shards one node needs at once; ``minimum_bytes`` is the least that works."""
+
+    def __init__(self, message: str, *, minimum_bytes: int | None = None) -> None:
+        super().__init__(message)
+        self.minimum_bytes = minimum_bytes
+
+
+class WorkDirError(StreamclipError, ValueError):
+    """A work directory is not one streamclip created, is locked by another run, or overlaps the inputs or OUT."""
 
 
 class ManifestError(StreamclipError, ValueError):
