@@ -64,3 +64,7 @@ class ResumeMismatch(StreamclipError, ValueError):
 
 class ShardError(StreamclipError, RuntimeError):
     """A shard could not be downloaded, or failed its hash check, while iterating; the message names it."""
+
+
+class CompatError(StreamclipError, ImportError):
+    """The installed mosaicml-streaming is not a version streamclip supports (it mirrors private parts of 0.13)."""
