@@ -1,7 +1,9 @@
 """The ``streamclip`` command: a thin layer over the library.
 
-Errors that streamclip raises on purpose are printed as one clear message with exit code 2;
-anything else is a bug and keeps its traceback.
+Errors that streamclip raises on purpose, usage errors, and OS errors on a path the user typed are
+printed as one ``error:`` line with exit code 2; anything else is a bug and keeps its traceback.
+Options are checked while parsing where they can be (sizes, counts, ``--plot``, ``--weights``), so a
+typo fails before any work. Text from the corpus is escaped before it reaches the terminal.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ def parse_size(text: str) -> int:
     """``"32mb"`` -> 33554432: binary units, as MosaicML Streaming reads them."""
     match = _SIZE.match(text)
     if not match:
-        raise click.BadParameter(f"{text!r} is not a size like 512kb, 32mb or 1gb")
+        raise ConfigError(f"{text!r} is not a size like 512kb, 32mb or 1gb")
     unit = (match.group(2) or "").lower().rstrip("b").rstrip("i")
     return int(float(match.group(1)) * _UNITS[unit])
 
@@ -48,8 +50,8 @@ class Size(click.ParamType):
             return value
         try:
             return parse_size(value)
-        except click.BadParameter as e:
-            self.fail(e.message, param, ctx)
+        except ConfigError as e:
+            self.fail(str(e), param, ctx)
 
 
 class OutputFile(click.ParamType):
@@ -289,7 +291,7 @@ def plan(dataset: str, strategy: str, compare: str | None, clip: float | None, t
         total, size = resolve_budget(manifest.num_documents, total_samples=total_samples, epochs=epochs, epoch_size=epoch_size)
         for name in names:
             summaries[name] = summarize(manifest.cluster_sizes, RunSchedule(manifest.cluster_sizes, _strategy(name, params), total))
-    except ValueError as e:
+    except ValueError as e:  # the plan engine's argument checks; StreamclipErrors pass through to _friendly
         if isinstance(e, StreamclipError):
             raise
         raise click.UsageError(str(e)) from None
