@@ -91,10 +91,23 @@ class WeightsFile(click.ParamType):
             self.fail(f"{value} is not valid JSON ({reason}); write a list with one weight per cluster, {self.example}", param, ctx)
         if not isinstance(weights, list) or not weights:
             self.fail(f"{value} holds a {type(weights).__name__}, not a non-empty list; write one weight per cluster, {self.example}", param, ctx)
-        for i, w in enumerate(weights):
-            if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w) or w <= 0:
-                self.fail(f"{value}: weight {i} is {w!r:.40}; every weight must be a finite number > 0, {self.example}", param, ctx)
-        return tuple(float(w) for w in weights)
+        values = [_positive(w) for w in weights]
+        if None in values:
+            i = values.index(None)
+            shown = f"a {type(weights[i]).__name__}" if isinstance(weights[i], (list, dict)) else json.dumps(weights[i])[:40]
+            self.fail(f"{value}: weight {i} is {shown}; every weight must be a finite number > 0, {self.example}", param, ctx)
+        return tuple(values)  # type: ignore[arg-type]
+
+
+def _positive(w: Any) -> float | None:
+    """``w`` as a finite float > 0, or None (a string, a bool, an int too large for a float, inf, nan, <= 0)."""
+    if isinstance(w, bool) or not isinstance(w, (int, float)):
+        return None
+    try:
+        f = float(w)
+    except OverflowError:
+        return None
+    return f if math.isfinite(f) and f > 0 else None
 
 
 def _fail(message: str) -> None:

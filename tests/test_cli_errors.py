@@ -26,7 +26,7 @@ def root(tmp_path_factory, sample_docs) -> Path:
     write_jsonl(root / "tiny.jsonl", [{"text": "alpha beta gamma"}, {"text": "delta epsilon zeta"}])
     files = {
         "w_text.json": "[1, \"x\", 3]", "w_dict.json": '{"a": 1}', "w_number.json": "3", "w_bad.json": "[1,",
-        "w_four.json": "[1, 2, 3, 4]", "w_zero.json": "[1, 0, 2]", "w_deep.json": "[" * 100_000 + "]" * 100_000,
+        "w_four.json": "[1, 2, 3, 4]", "w_zero.json": "[1, 0, 2]", "w_huge.json": "[1, 1" + "0" * 400 + ", 2]", "w_deep.json": "[" * 100_000 + "]" * 100_000,
     }
     for name, body in files.items():
         (root / name).write_text(body)
@@ -73,8 +73,9 @@ CASES = [
     ("inspect-unknown-option", ["inspect", "{r}/ds", "--bogus"], ["--bogus", "streamclip inspect -h"]),
     # plan
     ("plan-weights-missing", ["plan", "{r}/ds", "--strategy", "weighted", "--weights", "{r}/nope.json"], ["--weights", "nope.json", "one weight per cluster"]),
-    ("plan-weights-text", ["plan", "{r}/ds", "--strategy", "weighted", "--weights", "{r}/w_text.json"], ["--weights", "weight 1 is 'x'", "finite number > 0"]),
+    ("plan-weights-text", ["plan", "{r}/ds", "--strategy", "weighted", "--weights", "{r}/w_text.json"], ["--weights", 'weight 1 is "x"', "finite number > 0"]),
     ("plan-weights-zero", ["plan", "{r}/ds", "--strategy", "weighted", "--weights", "{r}/w_zero.json"], ["--weights", "weight 1 is 0", "finite number > 0"]),
+    ("plan-weights-huge", ["plan", "{r}/ds", "--strategy", "weighted", "--weights", "{r}/w_huge.json"], ["--weights", "weight 1 is 1000", "finite number > 0"]),
     ("plan-weights-dict", ["plan", "{r}/ds", "--strategy", "weighted", "--weights", "{r}/w_dict.json"], ["--weights", "holds a dict", "one weight per cluster"]),
     ("plan-weights-number", ["plan", "{r}/ds", "--strategy", "weighted", "--weights", "{r}/w_number.json"], ["--weights", "holds a int", "one weight per cluster"]),
     ("plan-weights-bad-json", ["plan", "{r}/ds", "--strategy", "weighted", "--weights", "{r}/w_bad.json"], ["--weights", "not valid JSON", "one weight per cluster"]),
