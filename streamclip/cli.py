@@ -1,12 +1,16 @@
 """The ``streamclip`` command: a thin layer over the library.
 
-Errors that streamclip raises on purpose are printed as one clear message with exit code 2;
-anything else is a bug and keeps its traceback.
+Errors that streamclip raises on purpose, usage errors, and OS errors on a path the user typed are
+printed as one ``error:`` line with exit code 2; anything else is a bug and keeps its traceback.
+Options are checked while parsing where they can be (sizes, counts, ``--plot``, ``--weights``), so a
+typo fails before any work. Text from the corpus is escaped before it reaches the terminal.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import os
 import re
 import sys
 from collections.abc import Callable
@@ -16,34 +20,160 @@ from typing import Any
 import click
 
 from streamclip._version import __version__
-from streamclip.errors import StreamclipError
+from streamclip.errors import ConfigError, StreamclipError
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+# Parameters that hold paths the user typed (name -> how the usage line spells it): an OS error on one of
+# them, or on a file inside it, is the user's to fix.
+_PATH_PARAMS = {"inputs": "INPUTS", "out": "OUT", "work_dir": "--work-dir", "out_local": "--out-local", "dataset": "DATASET", "plot_path": "--plot"}
+_USER_PATH_ERRORS = (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError)
 
 
 def parse_size(text: str) -> int:
     """``"32mb"`` -> 33554432: binary units, as MosaicML Streaming reads them."""
     match = _SIZE.match(text)
     if not match:
-        raise click.BadParameter(f"{text!r} is not a size like 512kb, 32mb or 1gb")
+        raise ConfigError(f"{text!r} is not a size like 512kb, 32mb or 1gb")
     unit = (match.group(2) or "").lower().rstrip("b").rstrip("i")
     return int(float(match.group(1)) * _UNITS[unit])
 
 
+class Size(click.ParamType):
+    """A byte size option (``32mb``), checked while parsing so the message names the option."""
+
+    name = "size"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        try:
+            return parse_size(value)
+        except ConfigError as e:
+            self.fail(str(e), param, ctx)
+
+
+class OutputFile(click.ParamType):
+    """A file the command writes at the end: checked first, so a typo costs no work."""
+
+    name = "file"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        folder = os.path.dirname(os.path.abspath(value))
+        if os.path.isdir(value):
+            self.fail(f"{value} is a directory; give a file name such as {os.path.join(value, 'plot.png')}", param, ctx)
+        if not os.path.isdir(folder):
+            self.fail(f"folder {folder} does not exist; create it or write the file elsewhere", param, ctx)
+        if not os.access(folder, os.W_OK | os.X_OK):
+            self.fail(f"folder {folder} is not writable; choose a folder you may write to", param, ctx)
+        return value
+
+
+class WeightsFile(click.ParamType):
+    """A JSON list of positive numbers, one per cluster in cluster-id order: read and checked while parsing."""
+
+    name = "file"
+    example = "e.g. [3, 1, 1] for a dataset of 3 clusters"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> tuple[float, ...]:
+        if isinstance(value, tuple):
+            return value
+        try:
+            with open(value, "rb") as f:
+                raw = f.read()
+        except OSError as e:
+            self.fail(f"cannot read {value} ({e.strerror or e}); give a JSON file with one weight per cluster, {self.example}", param, ctx)
+        try:
+            weights = json.loads(raw)
+        except (ValueError, RecursionError) as e:
+            reason = "nested too deeply" if isinstance(e, RecursionError) else str(e)[:80]
+            self.fail(f"{value} is not valid JSON ({reason}); write a list with one weight per cluster, {self.example}", param, ctx)
+        if not isinstance(weights, list) or not weights:
+            self.fail(f"{value} holds a {type(weights).__name__}, not a non-empty list; write one weight per cluster, {self.example}", param, ctx)
+        values = [_positive(w) for w in weights]
+        if None in values:
+            i = values.index(None)
+            shown = f"a {type(weights[i]).__name__}" if isinstance(weights[i], (list, dict)) else json.dumps(weights[i])[:40]
+            self.fail(f"{value}: weight {i} is {shown}; every weight must be a finite number > 0, {self.example}", param, ctx)
+        return tuple(values)  # type: ignore[arg-type]
+
+
+def _positive(w: Any) -> float | None:
+    """``w`` as a finite float > 0, or None (a string, a bool, an int too large for a float, inf, nan, <= 0)."""
+    if isinstance(w, bool) or not isinstance(w, (int, float)):
+        return None
+    try:
+        f = float(w)
+    except OverflowError:
+        return None
+    return f if math.isfinite(f) and f > 0 else None
+
+
+def _fail(message: str) -> None:
+    from streamclip.summary import printable
+
+    # Messages may quote corpus text (a rejected line, a field name): escaped, but a deliberate line break stays one.
+    click.echo("error: " + "\n".join(printable(line) for line in message.split("\n")), err=True)
+    sys.exit(2)
+
+
+def _user_path(error: OSError, given: dict[str, Any]) -> str | None:
+    """The option whose path (or a file inside it) ``error`` is about, or None if it is about no path the user gave.
+
+    The closest path wins: ``--work-dir data/x/w`` failing under INPUTS ``data/x`` is the work dir's error.
+    """
+    failed = [os.path.abspath(f) for f in (error.filename, error.filename2) if isinstance(f, str)]
+    best: tuple[int, str] | None = None
+    for name, label in _PATH_PARAMS.items():
+        values = given.get(name)
+        for value in values if isinstance(values, tuple) else (values,):
+            if not isinstance(value, str) or "://" in value:
+                continue
+            root = os.path.abspath(value)
+            if any(f == root or f.startswith(root.rstrip(os.sep) + os.sep) for f in failed) and (best is None or len(root) > best[0]):
+                best = (len(root), f"{label} {value}")
+    return None if best is None else best[1]
+
+
 def _friendly(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Deliberate errors, and OS errors on paths the user typed, become one line and exit code 2; bugs keep their traceback."""
+
     @wraps(func)
     def run(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
         except StreamclipError as e:
-            click.echo(f"error: {e}", err=True)
-            sys.exit(2)
+            _fail(str(e))
+        except _USER_PATH_ERRORS as e:
+            where = _user_path(e, kwargs)
+            if where is None:
+                raise
+            _fail(f"{where}: {e.strerror or e} ({e.filename}); check the path")
 
     return run
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
+class _Commands(click.Group):
+    """Usage errors (a bad option value, an unknown option) print one ``error:`` line too, like every other failure."""
+
+    def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None, standalone_mode: bool = True, **extra: Any) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.UsageError as e:
+            command = e.ctx.command_path if e.ctx else "streamclip"
+            _fail(f"{e.format_message()} (see `{command} -h`)")
+        except click.ClickException as e:
+            _fail(e.format_message())
+        except click.Abort:
+            click.echo("aborted", err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
 @click.version_option(__version__, prog_name="streamclip")
 def main() -> None:
     """Cluster-grouped streaming datasets whose loader knows what to sample."""
@@ -52,19 +182,19 @@ def main() -> None:
 @main.command()
 @click.argument("inputs", nargs=-1, required=True)
 @click.argument("out")
-@click.option("--clusters", "-k", type=int, default=64, help="Number of k-means clusters (empty ones are dropped).")
+@click.option("--clusters", "-k", type=click.IntRange(min=1), default=64, help="Number of k-means clusters (empty ones are dropped).")
 @click.option("--seed", type=int, default=0, help="Seed for k-means; same inputs + seed give byte-identical output.")
 @click.option("--text-field", default="text", help="JSON/Parquet field holding the document text.")
 @click.option("--keep", default="", help="Comma-separated fields kept as extra MDS columns (json-encoded).")
 @click.option("--cluster-field", default=None, help="Take each document's integer cluster id from this field; skips embedding and k-means.")
 @click.option("--embedder", type=click.Choice(["minilm", "hashing"]), default="minilm", help="minilm: all-MiniLM-L6-v2 (offline); hashing: fast lexical features.")
-@click.option("--max-tokens", type=int, default=256, help="Truncate documents to this many tokens before embedding.")
+@click.option("--max-tokens", type=click.IntRange(min=1), default=256, help="Truncate documents to this many tokens before embedding.")
 @click.option("--bf16/--fp32", default=False, help="Embed under bfloat16 autocast (about 2x faster on CPUs with AMX/AVX512-BF16).")
-@click.option("--iterations", type=int, default=20, help="k-means iterations.")
-@click.option("--max-doc-bytes", default="16mb", help="Reject documents larger than this (UTF-8 bytes).")
-@click.option("--shard-size", default="32mb", help="Uncompressed size limit of one shard.")
+@click.option("--iterations", type=click.IntRange(min=1), default=20, help="k-means iterations.")
+@click.option("--max-doc-bytes", type=Size(), default="16mb", help="Reject documents larger than this (UTF-8 bytes).")
+@click.option("--shard-size", type=Size(), default="32mb", help="Uncompressed size limit of one shard.")
 @click.option("--compression", default="zstd:3", help="Shard compression, zstd or zstd:LEVEL.")
-@click.option("--memory-budget", default="256mb", help="Documents held in memory while grouping by cluster; beyond it they go to per-cluster files.")
+@click.option("--memory-budget", type=Size(), default="256mb", help="Documents held in memory while grouping by cluster; beyond it they go to per-cluster files.")
 @click.option("--strict", is_flag=True, help="Exit with code 2 and write nothing if any document is rejected.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing dataset at OUT (only once the new one is complete).")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run from its work directory (no re-embedding).")
@@ -74,19 +204,19 @@ def main() -> None:
 @click.option("--progress/--no-progress", default=True, help="Show tqdm progress bars.")
 @_friendly
 def convert(inputs: tuple[str, ...], out: str, clusters: int, seed: int, text_field: str, keep: str, cluster_field: str | None,
-            embedder: str, max_tokens: int, bf16: bool, iterations: int, max_doc_bytes: str, shard_size: str,
-            compression: str, memory_budget: str, strict: bool, overwrite: bool, resume: bool, work_dir: str | None, out_local: str | None, keep_work: bool, progress: bool) -> None:
+            embedder: str, max_tokens: int, bf16: bool, iterations: int, max_doc_bytes: int, shard_size: int,
+            compression: str, memory_budget: int, strict: bool, overwrite: bool, resume: bool, work_dir: str | None, out_local: str | None, keep_work: bool, progress: bool) -> None:
     """Convert corpus files INPUTS (.jsonl, .jsonl.gz, .jsonl.zst, .parquet, folders of .txt/.md, globs; local or s3://) into a dataset at OUT (a directory or s3://bucket/prefix)."""
     from streamclip.writers import ConvertConfig, FieldRules
     from streamclip.writers import convert as run_convert
 
     rules = FieldRules(
         text_field=text_field, keep=tuple(f for f in keep.split(",") if f), cluster_field=cluster_field,
-        max_doc_bytes=parse_size(max_doc_bytes),
+        max_doc_bytes=max_doc_bytes,
     )
     config = ConvertConfig(
         clusters=clusters, seed=seed, embedder=embedder, max_tokens=max_tokens, bf16=bf16, iterations=iterations,
-        rules=rules, compression=compression, shard_size=parse_size(shard_size), memory_budget=parse_size(memory_budget), strict=strict, overwrite=overwrite,
+        rules=rules, compression=compression, shard_size=shard_size, memory_budget=memory_budget, strict=strict, overwrite=overwrite,
         resume=resume, work_dir=work_dir, out_local=out_local, keep_work=keep_work, progress=progress,
     )
     report = run_convert(list(inputs), out, config)
@@ -102,18 +232,19 @@ def convert(inputs: tuple[str, ...], out: str, clusters: int, seed: int, text_fi
 @main.command()
 @click.argument("dataset")
 @click.option("--json", "as_json", is_flag=True, help="Print the full report as JSON.")
-@click.option("--limit", type=int, default=20, help="Clusters shown in the table (0: all).")
-@click.option("--plot", "plot_path", default=None, help="Write a PNG of cluster sizes (sorted, log scale).")
+@click.option("--limit", type=click.IntRange(min=0), default=20, help="Clusters shown in the table (0: all).")
+@click.option("--plot", "plot_path", type=OutputFile(), default=None, help="Write a PNG of cluster sizes (sorted, log scale).")
 @_friendly
 def inspect(dataset: str, as_json: bool, limit: int, plot_path: str | None) -> None:
     """Show the clusters of DATASET (a directory or s3:// prefix): sizes, top terms, examples, long-tail figures."""
     from streamclip.manifest import open_manifest
-    from streamclip.summary import describe, format_table, plot_sizes
+    from streamclip.summary import describe, format_table, plot_sizes, printable
 
     manifest = open_manifest(dataset)
     report = describe(manifest)
     if as_json:
-        click.echo(json.dumps(report, indent=1, ensure_ascii=False))
+        text = json.dumps(report, indent=1, ensure_ascii=False)  # every raw newline in it is layout: strings escape theirs
+        click.echo("\n".join(printable(line) for line in text.split("\n")))
     else:
         click.echo(format_table(report, limit=limit or None))
     if plot_path:
@@ -129,7 +260,7 @@ def _strategy(name: str, params: dict[str, Any]):  # -> Strategy
     from streamclip.plan import STRATEGIES, strategy_from_spec
 
     if name not in STRATEGIES:
-        raise click.BadParameter(f"unknown strategy {name!r}; choose from {', '.join(STRATEGIES)}")
+        raise ConfigError(f"--strategy/--compare: unknown strategy {name!r}; choose from {', '.join(STRATEGIES)}")
     accepted = pyinspect.signature(STRATEGIES[name]).parameters
     return strategy_from_spec(name, **{k: v for k, v in params.items() if k in accepted and v is not None})
 
@@ -141,16 +272,16 @@ def _strategy(name: str, params: dict[str, Any]):  # -> Strategy
 @click.option("--clip", type=float, default=None, help="Most times any document may be seen over the run (clusterclip default 2).")
 @click.option("--t", "temperature", type=float, default=None, help="Temperature: shares proportional to size**t.")
 @click.option("--switch", type=float, default=None, help="Fraction of training where general-to-specific / specific-to-general switch.")
-@click.option("--weights", "weights_file", default=None, help="JSON file with one weight per cluster (for 'weighted').")
-@click.option("--total-samples", type=int, default=None, help="Training budget in samples [default: epochs x epoch size].")
-@click.option("--epochs", type=int, default=None, help="Budget in epochs of --epoch-size samples [default: 1].")
-@click.option("--epoch-size", type=int, default=None, help="Samples per epoch (segment) [default: documents in the dataset].")
-@click.option("--limit", type=int, default=15, help="Clusters shown per strategy (0: all).")
+@click.option("--weights", "weights", type=WeightsFile(), default=None, help="JSON file holding a list of one weight per cluster, in cluster-id order (for 'weighted').")
+@click.option("--total-samples", type=click.IntRange(min=1), default=None, help="Training budget in samples [default: epochs x epoch size].")
+@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Budget in epochs of --epoch-size samples [default: 1].")
+@click.option("--epoch-size", type=click.IntRange(min=1), default=None, help="Samples per epoch (segment) [default: documents in the dataset].")
+@click.option("--limit", type=click.IntRange(min=0), default=15, help="Clusters shown per strategy (0: all).")
 @click.option("--json", "as_json", is_flag=True, help="Print the per-cluster plan as JSON.")
-@click.option("--plot", "plot_path", default=None, help="Write a PNG: cluster shares over training and repeats per document.")
+@click.option("--plot", "plot_path", type=OutputFile(), default=None, help="Write a PNG: cluster shares over training and repeats per document.")
 @_friendly
 def plan(dataset: str, strategy: str, compare: str | None, clip: float | None, temperature: float | None, switch: float | None,
-         weights_file: str | None, total_samples: int | None, epochs: int | None, epoch_size: int | None, limit: int,
+         weights: tuple[float, ...] | None, total_samples: int | None, epochs: int | None, epoch_size: int | None, limit: int,
          as_json: bool, plot_path: str | None) -> None:
     """Simulate a whole training run on DATASET's clusters without reading a shard: draws, repeats, knock-outs."""
     from streamclip.manifest import open_manifest
@@ -160,18 +291,20 @@ def plan(dataset: str, strategy: str, compare: str | None, clip: float | None, t
     manifest = open_manifest(dataset)
     if total_samples is not None and epoch_size is None:
         epoch_size = total_samples  # a simulation need not cut the run into epochs
-    weights = None
-    if weights_file:
-        with open(weights_file) as f:
-            weights = tuple(float(w) for w in json.load(f))
-    params = {"clip": clip, "t": temperature, "switch": switch, "weights": weights}
     names = [n.strip() for n in (compare or strategy).split(",") if n.strip()]
+    if not names:
+        raise ConfigError(f"--compare {compare!r} names no strategy; give a comma-separated list such as random,clusterclip")
+    if "weighted" in names and weights is None:
+        raise ConfigError("strategy 'weighted' needs --weights FILE: a JSON list with one weight per cluster, in cluster-id order")
+    if weights is not None and len(weights) != manifest.num_clusters:
+        raise ConfigError(f"--weights holds {len(weights)} weights but {dataset} has {manifest.num_clusters} clusters; give one weight per cluster")
+    params = {"clip": clip, "t": temperature, "switch": switch, "weights": weights}
     summaries = {}
     try:
         total, size = resolve_budget(manifest.num_documents, total_samples=total_samples, epochs=epochs, epoch_size=epoch_size)
         for name in names:
             summaries[name] = summarize(manifest.cluster_sizes, RunSchedule(manifest.cluster_sizes, _strategy(name, params), total))
-    except ValueError as e:
+    except ValueError as e:  # the plan engine's argument checks; StreamclipErrors pass through to _friendly
         if isinstance(e, StreamclipError):
             raise
         raise click.UsageError(str(e)) from None
@@ -207,4 +340,4 @@ def format_plan(report: dict[str, Any], *, limit: int | None) -> str:
     return "\n".join(lines)
 
 if __name__ == "__main__":
-    main()
+    main(prog_name="streamclip")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import posixpath
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -23,7 +24,7 @@ from numpy.typing import NDArray
 
 from streamclip._version import __version__
 from streamclip.errors import ManifestError
-from streamclip.storage import read_bytes
+from streamclip.storage import is_remote, read_bytes
 
 FORMAT_NAME = "streamclip"
 FORMAT_VERSION = 1
@@ -31,6 +32,9 @@ MANIFEST_NAME = "streamclip.json"
 INDEX_NAME = "index.json"
 CENTROIDS_NAME = "centroids.npy"
 REJECTS_NAME = "rejected.jsonl"
+OFFSET_BYTES = 4  # an MDS shard stores one uint32 end offset per sample
+MAX_SHARD_BYTES = (1 << 32) - 1  # uint32 offsets cannot address a larger shard
+MAX_COUNT = (1 << 62) - 1  # any count or byte size: sums of them stay inside int64
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,24 +149,36 @@ def open_manifest(location: str) -> Manifest:
     raw_manifest = _read(location, MANIFEST_NAME)
     raw_index = _read(location, INDEX_NAME)
     where = posixpath.join(location, MANIFEST_NAME)
-    try:
-        doc = json.loads(raw_manifest)
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ManifestError(f"{where}: not valid JSON ({e}); the dataset is damaged: convert it again") from None
-    try:
-        index = json.loads(raw_index)
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ManifestError(f"{posixpath.join(location, INDEX_NAME)}: not valid JSON ({e})") from None
+    doc = _parse(raw_manifest, where, "the dataset is damaged: convert it again")
+    index = _parse(raw_index, posixpath.join(location, INDEX_NAME), "the dataset is damaged: convert it again")
     index_sha = hashlib.sha256(raw_index).hexdigest()
     return _validate(doc, index, index_sha, location=location, where=where)
 
 
+def _parse(raw: bytes, where: str, fix: str) -> Any:
+    """JSON from a dataset file; deep nesting (RecursionError) and giant integers (ValueError) count as corrupt too."""
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        reason = "nested too deeply" if isinstance(e, RecursionError) else str(e)[:120]
+        raise ManifestError(f"{where}: not valid JSON ({reason}); {fix}") from None
+
+
 def _read(location: str, name: str) -> bytes:
+    path = posixpath.join(location, name)
     try:
         return read_bytes(location, name)
     except FileNotFoundError:
+        if not is_remote(location) and not os.path.exists(location):
+            raise ManifestError(f"{location}: no such dataset directory; give the directory that `streamclip convert` wrote") from None
         hint = " (is this a streamclip dataset? run `streamclip convert` first)" if name == MANIFEST_NAME else ""
-        raise ManifestError(f"{posixpath.join(location, name)}: missing{hint}") from None
+        raise ManifestError(f"{path}: missing{hint}") from None
+    except NotADirectoryError:
+        raise ManifestError(f"{location}: is a file, not a dataset directory; give the directory holding {MANIFEST_NAME}") from None
+    except IsADirectoryError:
+        raise ManifestError(f"{path}: is a directory, not a file; the dataset is damaged: convert it again") from None
+    except OSError as e:  # permission denied, a symlink loop...: the dataset's files, so the user's to fix
+        raise ManifestError(f"{path}: cannot read it ({e.strerror or e}); check the dataset's files and permissions") from None
 
 
 def _require(cond: bool, where: str, message: str) -> None:
@@ -178,9 +194,9 @@ def _get(doc: dict[str, Any], key: str, kind: type | tuple[type, ...], where: st
     return value
 
 
-def _int(doc: dict[str, Any], key: str, where: str, *, minimum: int = 0) -> int:
+def _int(doc: dict[str, Any], key: str, where: str, *, minimum: int = 0, maximum: int = MAX_COUNT) -> int:
     value = _get(doc, key, int, where)
-    _require(value >= minimum, where, f"field {key!r} must be >= {minimum}, got {value}")
+    _require(minimum <= value <= maximum, where, f"field {key!r} must be in [{minimum}, {maximum}], got {value}")
     return value
 
 
@@ -203,16 +219,22 @@ def _index_shards(index: dict[str, Any], where: str) -> tuple[NDArray[np.int64],
     samples, names, sizes = [], [], []
     for i, shard in enumerate(shards):
         at = f"{where} shard {i}"
-        samples.append(_int(shard, "samples", at, minimum=1))
+        count = _int(shard, "samples", at, minimum=1)
         raw = _get(shard, "raw_data", dict, at)
         names.append(_safe_basename(raw.get("basename"), at))
+        raw_bytes = _int(raw, "bytes", at, maximum=MAX_SHARD_BYTES)
+        # Every MDS sample has a 4-byte offset in its shard: a count the bytes cannot hold is a forged index,
+        # refused here rather than as a MemoryError when the reader sizes its arrays by it.
+        _require(count * OFFSET_BYTES <= raw_bytes, at, f"claims {count} samples but its raw_data is {raw_bytes} bytes "
+                 f"(each MDS sample takes at least {OFFSET_BYTES}); index.json is damaged: convert the dataset again")
+        samples.append(count)
         zipped = shard.get("zip_data")
         if zipped is not None:
             _require(isinstance(zipped, dict), at, "zip_data must be an object or null")
             _safe_basename(zipped.get("basename"), at)
-            sizes.append(_int(zipped, "bytes", at))
+            sizes.append(_int(zipped, "bytes", at, maximum=2 * MAX_SHARD_BYTES))  # zstd may grow incompressible data a little
         else:
-            sizes.append(_int(raw, "bytes", at))
+            sizes.append(raw_bytes)
     return np.array(samples, dtype=np.int64), tuple(names), np.array(sizes, dtype=np.int64)
 
 
@@ -279,13 +301,15 @@ def _validate(doc: Any, index: Any, index_sha: str, *, location: str, where: str
     _require(centroids in (None, CENTROIDS_NAME), where, f"centroids must be null or {CENTROIDS_NAME!r}")
     embedding = doc.get("embedding")
     _require(embedding is None or isinstance(embedding, dict), where, "embedding must be an object or null")
+    extra = doc.get("extra", {})
+    _require(isinstance(extra, dict), where, "extra must be an object")
     return Manifest(
         clusters=tuple(clusters), columns=dict(columns), embedding=embedding,
         clustering=_get(doc, "clustering", dict, where), inputs=tuple(inputs), rejected=rejected,
         index_sha256=index_sha, samples_per_shard=samples_per_shard, shard_basenames=names,
         shard_bytes=shard_bytes, has_centroids=centroids is not None,
         streamclip_version=_get(doc, "streamclip_version", str, where), location=location,
-        format_version=version, extra=doc.get("extra") or {},
+        format_version=version, extra=extra,
     )
 
 
@@ -295,7 +319,11 @@ def load_centroids(location: str, manifest: Manifest) -> NDArray[np.float32]:
         raise ManifestError(f"{location}: this dataset was clustered from an input field and has no centroids")
     import io
 
-    arr = np.load(io.BytesIO(_read(location, CENTROIDS_NAME)), allow_pickle=False)
+    where = posixpath.join(location, CENTROIDS_NAME)
+    try:
+        arr = np.lib.format.read_array(io.BytesIO(_read(location, CENTROIDS_NAME)), allow_pickle=False)
+    except (ValueError, EOFError) as e:  # not an .npy, truncated, or pickled
+        raise ManifestError(f"{where}: not a readable .npy array ({str(e)[:120]}); the dataset is damaged: convert it again") from None
     if arr.dtype != np.float32 or arr.ndim != 2 or arr.shape[0] != manifest.num_clusters:
-        raise ManifestError(f"{posixpath.join(location, CENTROIDS_NAME)}: expected float32 ({manifest.num_clusters}, dim), got {arr.dtype} {arr.shape}")
+        raise ManifestError(f"{where}: expected float32 ({manifest.num_clusters}, dim), got {arr.dtype} {arr.shape}")
     return arr

@@ -12,7 +12,7 @@ import os
 import posixpath
 from urllib.parse import urlparse
 
-from streamclip.errors import ManifestError
+from streamclip.errors import ConfigError, ManifestError
 
 # S3 error code -> the likely cause, in words a user can act on.
 S3_HINTS = {
@@ -37,7 +37,7 @@ def read_bytes(location: str, name: str) -> bytes:
             return f.read()
     url = urlparse(location)
     if url.scheme != "s3":
-        raise ValueError(f"unsupported dataset location {location!r}: use a local directory or s3://bucket/prefix")
+        raise ConfigError(f"unsupported dataset location {location!r}: only local directories and s3://bucket/prefix are supported")
     return _s3_get(url.netloc, posixpath.join(url.path.lstrip("/"), name))
 
 
@@ -45,7 +45,7 @@ def split_s3(url: str) -> tuple[str, str]:
     """``s3://bucket/some/key`` -> ``("bucket", "some/key")``."""
     parsed = urlparse(url)
     if parsed.scheme != "s3" or not parsed.netloc:
-        raise ValueError(f"{url!r} is not an s3://bucket/key URL")
+        raise ConfigError(f"{url!r} is not an s3://bucket/key URL: give the bucket and key, e.g. s3://my-bucket/data/corpus.jsonl")
     return parsed.netloc, parsed.path.lstrip("/")
 
 

@@ -7,12 +7,36 @@ sampling departs from random sampling.
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from streamclip.manifest import Manifest
+
+
+# Characters a terminal may act on instead of showing: C0/DEL/C1 controls (ESC starts escape sequences,
+# OSC ones can set the title or write the clipboard), format characters (bidi overrides reorder text),
+# line/paragraph separators and lone surrogates.
+_UNSAFE = {"Cc", "Cf", "Zl", "Zp", "Cs"}
+
+
+def printable(text: str) -> str:
+    """``text`` safe to print: each unsafe character becomes a visible JSON-style ``\\uXXXX`` escape.
+
+    Corpus text reaches the terminal through cluster examples and top terms; printed raw it could
+    drive the terminal. JSON-style escapes keep ``--json`` output valid JSON.
+    """
+    return "".join(_escape(ch) if unicodedata.category(ch) in _UNSAFE else ch for ch in text)
+
+
+def _escape(ch: str) -> str:
+    code = ord(ch)
+    if code < 0x10000:
+        return f"\\u{code:04x}"
+    code -= 0x10000  # outside the BMP: a UTF-16 surrogate pair, as JSON spells it
+    return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
 
 
 def gini(sizes: NDArray[np.integer]) -> float:
@@ -61,8 +85,8 @@ def format_table(report: dict[str, Any], *, limit: int | None = None, width: int
     for c in shown:
         terms = ", ".join(c["top_terms"][:6])
         head = f"{c['id']:>5} {c['documents']:>8} {c['share']:>6.1%} {c['bytes']:>10} {c['shards'][1] - c['shards'][0]:>6}  "
-        lines.append((head + terms)[:width])
-        lines.append((" " * len(head) + "“" + c["example"] + "”")[:width])
+        lines.append((head + printable(terms[:width]))[:width])
+        lines.append((" " * len(head) + "“" + printable(c["example"][:width]) + "”")[:width])
     if len(shown) < len(rows):
         lines.append(f"… {len(rows) - len(shown)} more clusters (use --limit 0 for all)")
     t, tail = report["totals"], report["long_tail"]

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import unicodedata
 
 import numpy as np
 import pytest
 
 from streamclip import open_manifest
-from streamclip.summary import describe, gini
+from streamclip.summary import describe, gini, printable
 
 from conftest import convert_docs
 
@@ -56,3 +57,39 @@ def test_inspect_of_a_non_dataset_is_one_clear_line(tmp_path):
     result = subprocess.run([sys.executable, "-m", "streamclip.cli", "inspect", str(tmp_path)], capture_output=True, text=True)
     assert result.returncode == 2
     assert result.stderr.strip() == f"error: {tmp_path}/streamclip.json: missing (is this a streamclip dataset? run `streamclip convert` first)"
+
+
+HOSTILE = "\x1b]0;pwned\x07 alpha \x9b31m beta \u202e gamma \U000e0001 delta\u2028"
+
+
+def unsafe(text: str) -> list[str]:
+    """Characters a terminal could act on (controls, format characters, separators), newlines aside."""
+    return [ch for ch in text if ch != "\n" and unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp", "Cs")]
+
+
+@pytest.fixture(scope="module")
+def hostile(tmp_path_factory):
+    docs = [{"text": f"{HOSTILE} document {i}"} for i in range(8)]
+    return convert_docs(tmp_path_factory.mktemp("hostile"), docs, clusters=1)
+
+
+def test_corpus_text_cannot_drive_the_terminal(hostile):
+    """An OSC sequence in a document (it sets the terminal title) is shown escaped in the table, never sent raw."""
+    example = open_manifest(str(hostile)).clusters[0].example
+    assert "\x1b]0;pwned\x07" in example  # the manifest keeps the document's text as it was
+    result = subprocess.run([sys.executable, "-m", "streamclip.cli", "inspect", str(hostile)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert unsafe(result.stdout) == []
+    assert "“\\u001b]0;pwned\\u0007 alpha \\u009b31m beta" in result.stdout
+
+
+def test_json_report_escapes_controls_and_decodes_to_the_manifest(hostile):
+    result = subprocess.run([sys.executable, "-m", "streamclip.cli", "inspect", str(hostile), "--json"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert unsafe(result.stdout) == []
+    assert json.loads(result.stdout) == json.loads(json.dumps(describe(open_manifest(str(hostile)))))
+
+
+def test_printable_escapes_are_json_escapes():
+    assert printable("é ok") == "é ok"
+    assert json.loads(f'"{printable(HOSTILE)}"') == HOSTILE
