@@ -129,7 +129,7 @@ def convert(inputs: list[str], out: str, config: ConvertConfig | None = None, *,
     remote = is_remote(out)
     if config.out_local and not remote:
         raise ConfigError(f"--out-local is for an s3:// output; {out!r} is a local directory already")
-    uploader = S3Uploader(out, overwrite=config.overwrite, progress=config.progress) if remote else None
+    uploader = S3Uploader(out, overwrite=config.overwrite, resume=config.resume, progress=config.progress) if remote else None
     out = out.rstrip("/") if remote else os.path.normpath(out)
     local_out = _local_output(out, config) if remote else out
     local_inputs = _local_paths([*inputs, *files])
