@@ -127,3 +127,31 @@ def test_a_second_run_on_a_locked_work_dir_fails_at_once_naming_the_first(tmp_pa
     convert([str(corpus)], str(out), ConvertConfig(**FAST))  # the lock died with its run
     assert open_manifest(str(out)).num_documents == 40
     assert json.loads((out / "streamclip.json").read_text())
+
+
+def test_cluster_ids_are_staged_compactly(tmp_path):
+    """The read stage holds a fixed buffer of ids, not a Python int per document (~36 bytes each): 60,000
+    distinct ids cost well under the 2 MB such a list would."""
+    import tracemalloc
+
+    import numpy as np
+
+    from streamclip.writers import FieldRules
+    from streamclip.writers.conversion import CLUSTER_IDS, _read_stage
+    from streamclip.writers.workdir import WorkDir
+
+    n = 60_000
+    src = tmp_path / "c.jsonl"
+    src.write_text("".join(f'{{"text": "d", "g": {2**40 + i}}}\n' for i in range(n)))
+    peaks = {}
+    for field in (None, "g"):
+        work = WorkDir(str(tmp_path / f"w-{field}"), out=str(tmp_path / "ds"), inputs=[str(src)])
+        config = ConvertConfig(rules=FieldRules(cluster_field=field), **FAST)
+        tracemalloc.start()
+        _read_stage([str(src)], work, "key", config)
+        peaks[field] = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        work.close()
+    assert peaks["g"] - peaks[None] < n * 36 // 2
+    ids = np.fromfile(tmp_path / "w-g" / CLUSTER_IDS, dtype="<i8")
+    np.testing.assert_array_equal(ids, 2**40 + np.arange(n))
