@@ -87,3 +87,25 @@ def test_overwrite_refuses_an_out_that_holds_an_input(tmp_path, sample_docs):
     with pytest.raises(ConfigError, match=rf"the input {src} lies inside OUT {out}, which would be deleted"):
         convert([str(src)], str(out), ConvertConfig(overwrite=True, **FAST))
     assert src.is_file()
+
+
+class _Broken:
+    """An Embedder that breaks its promise: one dimension short, or NaN rows."""
+
+    def __init__(self, nan: bool) -> None:
+        self.dim, self.nan = 8, nan
+
+    def encode(self, texts):
+        import numpy as np
+
+        return np.full((len(texts), 8), np.nan, dtype=np.float32) if self.nan else np.ones((len(texts), 7), dtype=np.float32)
+
+    def describe(self):
+        return {"model": "broken", "dim": 8}
+
+
+@pytest.mark.parametrize("nan, shown", [(False, r"\(20, 7\) rows for 20 texts"), (True, r"\(20, 8\) rows with NaN/inf for 20 texts")])
+def test_an_embedder_breaking_its_contract_is_named(tmp_path, sample_docs, nan, shown):
+    src = write_jsonl(tmp_path / "a.jsonl", sample_docs[:20])
+    with pytest.raises(ConfigError, match=rf"embedder _Broken.encode returned {shown}; an Embedder must return \(len\(texts\), dim=8\)"):
+        convert([str(src)], str(tmp_path / "ds"), ConvertConfig(**FAST), embedder=_Broken(nan))

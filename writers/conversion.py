@@ -367,7 +367,7 @@ def _embed_stage(docs_path: str, work: WorkDir, state: dict[str, Any], embedder:
                     continue
                 batch.append(text)
                 if len(batch) == EMBED_CHUNK or row == n:
-                    vectors[done : done + len(batch)] = embedder.encode(batch)
+                    vectors[done : done + len(batch)] = _checked(embedder.encode(batch), len(batch), dim, embedder)
                     vectors.flush()
                     done += len(batch)
                     state["embedded"] = done
@@ -375,6 +375,15 @@ def _embed_stage(docs_path: str, work: WorkDir, state: dict[str, Any], embedder:
                     bar.update(len(batch))
                     batch = []
     return np.memmap(path, dtype=np.float32, mode="r", shape=(n, dim)), resumed
+
+
+def _checked(rows: Any, n: int, dim: int, embedder: Embedder) -> NDArray[np.float32]:
+    """A user's embedder must keep its promise (``(n, dim)`` finite rows); the error names it, not numpy's broadcasting."""
+    rows = np.asarray(rows, dtype=np.float32)
+    if rows.shape != (n, dim) or not np.isfinite(rows).all():
+        raise ConfigError(f"embedder {type(embedder).__name__}.encode returned {rows.shape} rows{' with NaN/inf' if rows.shape == (n, dim) else ''} "
+                          f"for {n} texts; an Embedder must return (len(texts), dim={dim}) finite float32 rows")
+    return rows
 
 
 def _drop_empty(labels: NDArray[np.int32], central: NDArray[np.int64], k: int) -> tuple[NDArray[np.int32], NDArray[np.int64], NDArray[np.int64]]:
