@@ -33,7 +33,7 @@ def test_a_user_folder_with_files_is_refused_and_kept(tmp_path, corpus):
     folder = tmp_path / "p"
     folder.mkdir()
     (folder / "thesis.tex").write_text("data")
-    with pytest.raises(WorkDirError, match=rf"--work-dir {folder}: exists, is not empty and is not a streamclip work directory"):
+    with pytest.raises(WorkDirError, match=rf"work directory {folder}: exists, is not empty and is not a streamclip work directory"):
         convert([str(corpus)], str(tmp_path / "ds"), ConvertConfig(work_dir=str(folder), **FAST))
     assert snapshot(folder) == {"thesis.tex": b"data"}
     assert not (tmp_path / "ds").exists()
@@ -44,7 +44,7 @@ def test_the_input_folder_is_refused(tmp_path, corpus):
     folder.mkdir()
     os.replace(corpus, folder / "a.jsonl")
     before = snapshot(folder)
-    with pytest.raises(WorkDirError, match=rf"--work-dir {folder} is the input {folder}"):
+    with pytest.raises(WorkDirError, match=rf"work directory {folder} is the input {folder}; a work directory is cleared and deleted, so pass --work-dir with a directory apart"):
         convert([str(folder)], str(tmp_path / "ds"), ConvertConfig(work_dir=str(folder), **FAST))
     with pytest.raises(WorkDirError, match="lies inside the input"):  # a work dir inside an input folder is read as input on --resume
         convert([str(folder)], str(tmp_path / "ds"), ConvertConfig(work_dir=str(folder / "w"), **FAST))
@@ -53,7 +53,7 @@ def test_the_input_folder_is_refused(tmp_path, corpus):
 
 def test_out_itself_and_a_folder_inside_out_are_refused(tmp_path, corpus, sample_docs):
     out = tmp_path / "ds2"
-    with pytest.raises(WorkDirError, match=rf"--work-dir {out} is OUT {out}"):
+    with pytest.raises(WorkDirError, match=rf"work directory {out} is OUT {out}"):
         convert([str(corpus)], str(out), ConvertConfig(work_dir=str(out), **FAST))
     convert([str(corpus)], str(out), ConvertConfig(**FAST))
     before = snapshot(out)
@@ -65,7 +65,7 @@ def test_out_itself_and_a_folder_inside_out_are_refused(tmp_path, corpus, sample
 def test_the_current_directory_is_refused(tmp_path, corpus, monkeypatch):
     monkeypatch.chdir(tmp_path)
     before = snapshot(tmp_path)
-    with pytest.raises(WorkDirError, match=r"--work-dir \. holds"):
+    with pytest.raises(WorkDirError, match=r"work directory \. holds"):
         convert(["a.jsonl"], "ds", ConvertConfig(work_dir=".", **FAST))
     assert snapshot(tmp_path) == before
 
@@ -155,3 +155,15 @@ def test_cluster_ids_are_staged_compactly(tmp_path):
     assert peaks["g"] - peaks[None] < n * 36 // 2
     ids = np.fromfile(tmp_path / "w-g" / CLUSTER_IDS, dtype="<i8")
     np.testing.assert_array_equal(ids, 2**40 + np.arange(n))
+
+
+def test_a_symlink_or_a_file_as_work_dir_is_refused(tmp_path, corpus):
+    target = tmp_path / "data"
+    target.mkdir()
+    (target / MARKER).write_text("{}")  # even a marked folder behind a link: the link is not a directory streamclip made
+    (tmp_path / "link").symlink_to(target)
+    (tmp_path / "file").write_text("x")
+    for work in ("link", "file"):
+        with pytest.raises(WorkDirError, match=rf"work directory {tmp_path / work}: exists and is not a directory"):
+            convert([str(corpus)], str(tmp_path / "ds"), ConvertConfig(work_dir=str(tmp_path / work), **FAST))
+    assert sorted(p.name for p in target.iterdir()) == [MARKER] and (tmp_path / "file").read_text() == "x"

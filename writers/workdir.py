@@ -81,14 +81,14 @@ class WorkDir:
             created = True
         except FileExistsError:
             if os.path.islink(self.path) or not os.path.isdir(self.path):
-                raise WorkDirError(f"--work-dir {self.path}: exists and is not a directory; name a new or empty directory") from None
+                raise WorkDirError(f"work directory {self.path}: exists and is not a directory; pass --work-dir with a new or empty directory") from None
             marker = os.path.join(self.path, MARKER)
             if os.path.isfile(marker) and not os.path.islink(marker):
                 return bool(_read_marker(marker).get("created", False))
             if os.listdir(self.path):
                 raise WorkDirError(
-                    f"--work-dir {self.path}: exists, is not empty and is not a streamclip work directory (no {MARKER} in it), "
-                    "so streamclip will not clear it; name a new or empty directory")
+                    f"work directory {self.path}: exists, is not empty and is not a streamclip work directory (no {MARKER} in it), "
+                    "so streamclip will not clear it; remove it yourself, or pass --work-dir with a new or empty directory")
             created = False
         try:
             with open(os.path.join(self.path, MARKER), "x") as f:
@@ -146,5 +146,5 @@ def _check_apart(work: str, out: str, inputs: list[str]) -> None:
         if is_within(work, other) or is_within(other, work):
             where = "is" if os.path.realpath(work) == os.path.realpath(other) else "lies inside" if is_within(work, other) else "holds"
             raise WorkDirError(
-                f"--work-dir {work} {where} {role} {other}; the work directory is cleared and deleted, "
-                "so name a directory apart from OUT and the inputs")
+                f"work directory {work} {where} {role} {other}; a work directory is cleared and deleted, "
+                "so pass --work-dir with a directory apart from OUT and the inputs")
