@@ -143,6 +143,7 @@ def convert(inputs: list[str], out: str, config: ConvertConfig | None = None, *,
 
 def _convert(files: list[str], out: str, local_out: str, work: WorkDir, uploader: S3Uploader | None,
              config: ConvertConfig, embedder: Embedder | None) -> ConvertReport:
+    """The stages, run in a claimed and locked work directory (``convert`` releases it however this ends)."""
     report = ConvertReport(out=out)
     clustered_by_field = config.rules.cluster_field is not None
     if embedder is None and not clustered_by_field:

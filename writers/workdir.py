@@ -107,6 +107,9 @@ class WorkDir:
             raise WorkDirError(
                 f"{self.path}: in use by another streamclip run ({holder}); wait for it to finish, "
                 "or give this run another OUT or --work-dir") from None
+        except OSError as e:  # e.g. a network file system without flock
+            os.close(fd)
+            raise WorkDirError(f"work directory {self.path}: cannot be locked ({e.strerror}); pass --work-dir on a local disk") from None
         os.ftruncate(fd, 0)
         os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}, since {time.strftime('%Y-%m-%d %H:%M:%S')}".encode())
         return fd
