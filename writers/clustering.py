@@ -14,7 +14,7 @@ import numpy as np
 from numpy.typing import NDArray
 from tqdm.auto import tqdm
 
-from streamclip.errors import InputError
+from streamclip.errors import ConfigError, InputError
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +39,7 @@ def fit_and_assign(
 
     n, dim = vectors.shape
     if k < 1:
-        raise InputError(f"--clusters must be >= 1, got {k}")
+        raise ConfigError(f"--clusters {k}: must be an integer >= 1")
     if n < k:
         raise InputError(f"--clusters {k} is more than the {n} documents written; use at most {n}")
     train_n = min(n, k * max_points_per_centroid)

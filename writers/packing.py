@@ -20,6 +20,7 @@ import numpy as np
 from numpy.typing import NDArray
 from tqdm.auto import tqdm
 
+from streamclip.errors import ShardError
 from streamclip.writers.docstore import append_frame, decode_record, iter_raw, record_text
 from streamclip.writers.terms import TermStats
 
@@ -182,7 +183,7 @@ def _cluster_shard_writer() -> type:
             """Stock ``write`` for each sample, minus ``encode_sample``: the same size rule decides where shards end."""
             if self.event.is_set():
                 self.cancel_future_jobs()
-                raise RuntimeError("a shard-writing thread failed; see the traceback above")
+                raise ShardError("writing a shard failed in streaming's writer thread; see the traceback above")
             for data in samples:
                 size = len(data) + self.extra_bytes_per_sample
                 if self.size_limit and self.size_limit < self.new_shard_size + size:

@@ -3,9 +3,17 @@
 A reader decides that a dataset exists by finding ``streamclip.json`` (and stock streaming by
 ``index.json``), so the upload order is the commit protocol: every shard, then
 ``centroids.npy`` and ``rejected.jsonl``, then ``index.json``, and ``streamclip.json`` last.
-An interrupted upload therefore leaves no readable manifest. Replacing a dataset
-(``overwrite=True``) first deletes the old ``streamclip.json`` and ``index.json``, so for the
-duration of the upload the prefix holds no dataset rather than a mix of old and new shards.
+An interrupted upload therefore leaves no readable manifest.
+
+Any dataset already at the prefix (``streamclip.json``, a stock ``index.json`` or ``shard.*.mds*``
+files) is refused unless ``overwrite``; with ``resume``, shard files without an index (what an
+interrupted upload leaves) are accepted and overwritten. Replacing a dataset first deletes the old
+``streamclip.json`` and ``index.json``, so a reader that opens the prefix during the upload finds
+no dataset, and one that opens it afterwards finds only the new one. A reader that loaded the old
+index *before* the replacement and is still running is not protected: new shards reuse the old
+names, so it may fetch new bytes under an old name (with ``validate_hash`` it fails with a hash
+error; without, it reads samples of the new dataset). Stop such readers first, or publish each
+version under its own prefix.
 
 ``S3Uploader`` can be fed shards one by one while they are being written (``convert`` does
 this) or given a finished directory (``upload_dataset``). Uploads go through boto3 (the client
@@ -17,6 +25,7 @@ from __future__ import annotations
 import json
 import os
 import posixpath
+import re
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
@@ -29,6 +38,8 @@ from streamclip.storage import describe_s3_error, s3_client, split_s3
 
 # Uploaded after every shard, in this order; the manifest is the commit mark.
 METADATA_ORDER = (CENTROIDS_NAME, REJECTS_NAME, INDEX_NAME, MANIFEST_NAME)
+# How MDS names shard files (``shard.00000.mds``, ``shard.00000.mds.zstd``).
+SHARD_NAME = re.compile(r"shard\.[^/]*\.mds(?:\.[^/]*)?")
 
 
 class S3Uploader:
@@ -39,7 +50,8 @@ class S3Uploader:
     embedding. ``client`` replaces the boto3 client (tests wrap a real one to inject faults).
     """
 
-    def __init__(self, location: str, *, overwrite: bool = False, client: Any = None, workers: int = 8, progress: bool = True) -> None:
+    def __init__(self, location: str, *, overwrite: bool = False, resume: bool = False, client: Any = None,
+                 workers: int = 8, progress: bool = True) -> None:
         self.location = location.rstrip("/")
         try:
             self.bucket, self.prefix = split_s3(self.location)
@@ -56,8 +68,8 @@ class S3Uploader:
         self._lock = threading.Lock()
         self._progress = progress
         self._bar: tqdm | None = None
-        if self._manifest_exists() and not overwrite:
-            raise InputError(f"{self.location}: a streamclip dataset exists there; pass --overwrite to replace it")
+        if not overwrite:
+            self._refuse_existing(resume)
 
     def key(self, name: str) -> str:
         return posixpath.join(self.prefix, name) if self.prefix else name
@@ -156,15 +168,28 @@ class S3Uploader:
             if self._bar is not None:
                 self._bar.update(os.path.getsize(path))
 
-    def _manifest_exists(self) -> bool:
+    def _refuse_existing(self, resume: bool) -> None:
+        if self._listed(MANIFEST_NAME, exact=True):
+            raise InputError(f"{self.location}: a streamclip dataset exists there; pass --overwrite to replace it")
+        if self._listed(INDEX_NAME, exact=True):
+            raise InputError(f"{self.location}: an MDS dataset exists there ({INDEX_NAME}); pass --overwrite to replace it")
+        shards = [name for name in self._listed("shard.", exact=False) if SHARD_NAME.fullmatch(name)]
+        if shards and not resume:
+            raise InputError(f"{self.location}: shard files are there ({shards[0]}, ...) but no index; pass --overwrite to replace them, "
+                             "or --resume if they are what an interrupted run of this conversion uploaded")
+
+    def _listed(self, start: str, *, exact: bool) -> list[str]:
+        """Names directly under the prefix that begin with ``start`` (the first page: enough to tell whether any exist)."""
         from botocore.exceptions import BotoCoreError, ClientError
 
-        key = self.key(MANIFEST_NAME)
+        key = self.key(start)
+        base = len(key) - len(start)
         try:  # LIST, not HEAD: a HEAD error has no body, so no S3 error code to report
-            found = self.client.list_objects_v2(Bucket=self.bucket, Prefix=key, MaxKeys=1).get("Contents", [])
+            found = self.client.list_objects_v2(Bucket=self.bucket, Prefix=key, Delimiter="/", MaxKeys=1 if exact else 1000).get("Contents", [])
         except (BotoCoreError, ClientError) as e:
             raise InputError(f"cannot write the dataset: {describe_s3_error(e, self.location)}") from None
-        return any(item["Key"] == key for item in found)
+        names = [item["Key"][base:] for item in found]
+        return [n for n in names if n == start] if exact else names
 
     def _prepare(self) -> None:
         """Before the first byte: with ``overwrite``, unpublish the old dataset (manifest, then index)."""
@@ -211,13 +236,16 @@ class S3Uploader:
 
 def upload_dataset(directory: str, location: str, *, overwrite: bool = False, client: Any = None, workers: int = 8, progress: bool = True) -> None:
     """Upload the finished dataset in ``directory`` to ``location`` (``s3://bucket/prefix``), manifest last."""
+    if not os.path.isfile(os.path.join(directory, MANIFEST_NAME)) or not os.path.isfile(os.path.join(directory, INDEX_NAME)):
+        raise InputError(f"{directory}: no {MANIFEST_NAME} or {INDEX_NAME}; only a complete streamclip dataset can be uploaded")
     with open(os.path.join(directory, INDEX_NAME), "rb") as f:
-        index = json.load(f)
-    if not os.path.isfile(os.path.join(directory, MANIFEST_NAME)):
-        raise InputError(f"{directory}: no {MANIFEST_NAME}; only a complete streamclip dataset can be uploaded")
+        try:
+            shards = json.load(f)["shards"]
+        except (ValueError, KeyError, TypeError, RecursionError) as e:
+            raise InputError(f"{directory}/{INDEX_NAME}: not a readable MDS index ({type(e).__name__}: {e})") from None
     uploader = S3Uploader(location, overwrite=overwrite, client=client, workers=workers, progress=progress)
     try:
-        for shard in index["shards"]:
+        for shard in shards:
             uploader.submit_shard_files(directory, shard)
         uploader.finish(directory)
     except BaseException:
