@@ -176,7 +176,7 @@ def _count_terms(terms: TermStats, records: list[bytes]) -> bool:
 def _cluster_shard_writer() -> type:
     """``MDSWriter`` fed samples that are already MDS-encoded; shard cutting, files, hashes and index are stock's.
     (Made on first use: importing streaming pulls in torch, which the CLI's other commands do without.)"""
-    from streaming import MDSWriter
+    from streamclip.writers.compat import MDSWriter
 
     class ClusterShardWriter(MDSWriter):
         def write_encoded(self, samples: list[bytes]) -> None:
@@ -215,7 +215,7 @@ class _SampleEncoder:
         return [self._encode_one(raw, cluster) for raw in records]
 
     def _encode_one(self, raw: bytes, cluster: int) -> bytes:
-        from streaming.base.format.mds.encodings import get_mds_encoded_size, mds_encode
+        from streamclip.writers.compat import get_mds_encoded_size, mds_encode
 
         text, fields, _ = decode_record(raw)
         values = {"text": text, "cluster": cluster, **fields}
