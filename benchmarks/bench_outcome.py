@@ -65,6 +65,7 @@ class Regime:
     seeds: tuple[int, ...]
     model: dict[str, Any] = field(default_factory=dict)  # ProxyConfig fields
     split_seed: int = 0
+    tokens: int | None = None  # training bytes, overriding token_epochs
 
     def key(self) -> str:
         blob = json.dumps({k: v for k, v in asdict(self).items() if k not in ("strategies", "seeds")}, sort_keys=True)
@@ -93,6 +94,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--eval-per-cluster", type=int, default=None)
     p.add_argument("--train-fraction", type=float, default=None)
     p.add_argument("--token-epochs", type=float, default=None, help="training bytes as a multiple of the train set's bytes")
+    p.add_argument("--tokens", type=int, default=None, help="training bytes (overrides --token-epochs)")
     p.add_argument("--strategies", default=None, help=f"comma-separated, from {', '.join(ALL_STRATEGIES)}")
     p.add_argument("--seeds", default=None, help="comma-separated paired seeds, e.g. 0,1,2")
     p.add_argument("--model", default=None, help='JSON of ProxyConfig fields, e.g. \'{"layers": 2, "d_model": 128}\'')
@@ -108,7 +110,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 def regime_of(args: argparse.Namespace) -> Regime:
     base = REGIMES["quick" if args.quick else (args.regime or "A")]
     changes: dict[str, Any] = {}
-    for name in ("corpus", "embedder", "clusters", "eval_per_cluster", "train_fraction", "token_epochs"):
+    for name in ("corpus", "embedder", "clusters", "eval_per_cluster", "train_fraction", "token_epochs", "tokens"):
         if getattr(args, name) is not None:
             changes[name] = getattr(args, name)
     if args.strategies:
@@ -159,6 +161,8 @@ def describe_dataset(ds: Path, train: Path) -> dict[str, Any]:
 def tokens_of(regime: Regime, train: Path) -> int:
     from streamclip import open_manifest
 
+    if regime.tokens is not None:
+        return regime.tokens
     return int(regime.token_epochs * int(open_manifest(str(train)).cluster_bytes.sum()))
 
 

@@ -271,7 +271,7 @@ class _Run:
                 ds.load_state_dict(state["loader"])
         loader = StreamingDataLoader(ds, batch_size=self.config.docs_per_batch, num_workers=0, collate_fn=_texts)
         first_epoch = state["loader"]["epoch"] if state is not None else 0
-        windows = _Windows(_documents(loader, first_epoch, ds.num_epochs), self.config.context + 1, carry)
+        windows = _Windows(_batches(loader, first_epoch, ds.num_epochs), self.config.context + 1, carry)
         end = min(self.steps, stop_after) if stop_after is not None else self.steps
 
         def save() -> None:
@@ -325,18 +325,22 @@ def _texts(batch: list[dict[str, Any]]) -> dict[str, list[str]]:
     return {"text": [s["text"] for s in batch]}
 
 
-def _documents(loader: Any, first_epoch: int, num_epochs: int) -> Iterator[str]:
-    """Every document of the plan from ``first_epoch`` on (the loader resumes mid-epoch when its dataset was loaded)."""
+def _batches(loader: Any, first_epoch: int, num_epochs: int) -> Iterator[list[str]]:
+    """Every loader batch of the plan from ``first_epoch`` on (the loader resumes mid-epoch when its dataset was loaded)."""
     for _ in range(first_epoch, num_epochs):
         for batch in loader:
-            yield from batch["text"]
+            yield batch["text"]
 
 
 class _Windows:
-    """Documents as bytes, each followed by ``EOS``, joined end to end and cut into windows of ``length`` tokens."""
+    """Documents as bytes, each followed by ``EOS``, joined end to end and cut into windows of ``length`` tokens.
 
-    def __init__(self, documents: Iterator[str], length: int, carry: bytes) -> None:
-        self.source, self.length = documents, length
+    Whole loader batches are taken at a time, so what the loader has yielded is either trained on or in
+    the buffer that a checkpoint keeps (``carry``): the loader's state counts every sample of a batch.
+    """
+
+    def __init__(self, batches: Iterator[list[str]], length: int, carry: bytes) -> None:
+        self.source, self.length = batches, length
         self.buffer = np.frombuffer(carry, dtype=np.int16).astype(np.int64) if carry else np.empty(0, dtype=np.int64)
         self.documents = 0  # taken from the source since construction
 
@@ -346,14 +350,15 @@ class _Windows:
         parts = [self.buffer]
         have = len(self.buffer)
         while have < need:
-            text = next(self.source, None)
-            if text is None:
+            texts = next(self.source, None)
+            if texts is None:
                 break
-            doc = np.frombuffer(text.encode("utf-8") + b"\0", dtype=np.uint8).astype(np.int64)
-            doc[-1] = EOS
-            parts.append(doc)
-            have += len(doc)
-            self.documents += 1
+            for text in texts:
+                doc = np.frombuffer(text.encode("utf-8") + b"\0", dtype=np.uint8).astype(np.int64)
+                doc[-1] = EOS
+                parts.append(doc)
+                have += len(doc)
+            self.documents += len(texts)
         joined = np.concatenate(parts)
         n = min(count, len(joined) // self.length)
         self.buffer = joined[n * self.length:]
