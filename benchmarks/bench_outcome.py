@@ -33,8 +33,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import machine, markdown_table  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
-SAMPLE = HERE.parent / "data" / "sample" / "corpus.jsonl.gz"
-CORPUS = HERE / "data" / "corpus.jsonl.zst"
+REPO = HERE.parent
+SAMPLE = "data/sample/corpus.jsonl.gz"  # corpora relative to the repository root, so records name no machine path
+CORPUS = "benchmarks/data/corpus.jsonl.zst"
 WORK = HERE / "work" / "outcome"
 RESULTS = HERE / "results"
 ALL_STRATEGIES = ("random", "uniform", "clusterclip2", "clusterclip4", "temperature0.5", "g2s", "s2g")
@@ -74,12 +75,12 @@ class Regime:
 
 TINY = dict(layers=2, d_model=64, heads=2, context=64, batch_size=8, docs_per_batch=8, warmup_steps=30, lr=3e-3, min_lr=3e-4)
 REGIMES = {
-    "quick": Regime("quick", str(SAMPLE), "hashing", 16, 20, 1.0, 0.1, ("random", "uniform"), (0,), TINY),
+    "quick": Regime("quick", SAMPLE, "hashing", 16, 20, 1.0, 0.1, ("random", "uniform"), (0,), TINY),
     # Regime A: about one random epoch of the train set; uniform then repeats the smallest clusters about 10 times.
-    "A": Regime("A", str(CORPUS), "minilm", 64, 20, 0.5, 1.0, ALL_STRATEGIES, (0, 1, 2),
+    "A": Regime("A", CORPUS, "minilm", 64, 20, 0.5, 1.0, ALL_STRATEGIES, (0, 1, 2),
                 dict(layers=4, d_model=256, heads=4, context=256, batch_size=16)),
     # Regime B: a small train fraction trained for many epochs: uniform repeats rare clusters 100 times or more.
-    "B": Regime("B", str(CORPUS), "minilm", 64, 20, 0.1, 10.0, ("random", "uniform", "clusterclip2", "clusterclip4"), (0, 1, 2),
+    "B": Regime("B", CORPUS, "minilm", 64, 20, 0.1, 10.0, ("random", "uniform", "clusterclip2", "clusterclip4"), (0, 1, 2),
                 dict(layers=2, d_model=128, heads=4, context=128, batch_size=32, docs_per_batch=32)),
 }
 
@@ -131,7 +132,7 @@ def prepare(regime: Regime, work: Path) -> tuple[Path, Path, Path]:
 
     ds, train, held = work / "ds", work / "train", work / "eval"
     if not (ds / "streamclip.json").exists():
-        convert([regime.corpus], str(ds), ConvertConfig(clusters=regime.clusters, embedder=regime.embedder, rules=FieldRules(keep=("source",)),
+        convert([str(REPO / regime.corpus)], str(ds), ConvertConfig(clusters=regime.clusters, embedder=regime.embedder, rules=FieldRules(keep=("source",)),
                                                          overwrite=True, progress=False))
     if not (held / "streamclip.json").exists() or not (train / "streamclip.json").exists():
         split(str(ds), str(train), str(held), eval_per_cluster=regime.eval_per_cluster, train_fraction=regime.train_fraction,
