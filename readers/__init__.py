@@ -2,5 +2,6 @@
 
 from streamclip.planning import resolve_budget
 from streamclip.readers.dataset import ClusterClipDataset, plan_fingerprint
+from streamclip.readers.proxy import ProxyConfig, ProxyResult, evaluate_proxy, train_proxy
 
-__all__ = ["ClusterClipDataset", "plan_fingerprint", "resolve_budget"]
+__all__ = ["ClusterClipDataset", "ProxyConfig", "ProxyResult", "evaluate_proxy", "plan_fingerprint", "resolve_budget", "train_proxy"]

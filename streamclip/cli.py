@@ -339,5 +339,30 @@ def format_plan(report: dict[str, Any], *, limit: int | None) -> str:
             lines.append(f"{c['id']:>5} {c['size']:>8} {c['draws']:>9} {c['share']:>7.2%} {c['max_repeats']:>7} {out:>14}")
     return "\n".join(lines)
 
+
+@main.command()
+@click.argument("dataset")
+@click.option("--eval-per-cluster", type=int, required=True, help="Held-out documents drawn from every cluster; a cluster with no more than this stays whole in train.")
+@click.option("--train-fraction", type=float, default=1.0, help="Share of each cluster's remaining documents kept for training (the rest is dropped).")
+@click.option("--seed", type=int, default=0, help="Seed of the draws; same dataset + options + seed give byte-identical outputs.")
+@click.option("--train", "train_out", required=True, help="Where the train set goes (a directory or s3://bucket/prefix).")
+@click.option("--eval", "eval_out", required=True, help="Where the held-out set goes (a directory or s3://bucket/prefix).")
+@click.option("--overwrite", is_flag=True, help="Replace existing datasets at --train / --eval (each only once the new one is complete).")
+@click.option("--progress/--no-progress", default=True, help="Show tqdm progress bars.")
+@_friendly
+def split(dataset: str, eval_per_cluster: int, train_fraction: float, seed: int, train_out: str, eval_out: str, overwrite: bool, progress: bool) -> None:
+    """Split DATASET into a train set and a held-out eval set of N documents per cluster, both in the streamclip format."""
+    from streamclip.writers import split as run_split
+
+    report = run_split(dataset, train_out, eval_out, eval_per_cluster=eval_per_cluster, train_fraction=train_fraction,
+                       seed=seed, overwrite=overwrite, progress=progress)
+    click.echo(f"wrote {report.train}: {report.train_documents} documents in {report.clusters} clusters")
+    click.echo(f"wrote {report.eval}: {report.eval_documents} documents in {report.eval_clusters} clusters")
+    click.echo(f"in {report.documents} = train {report.train_documents} + eval {report.eval_documents} + dropped {report.dropped}")
+    if report.small_clusters:
+        ids = ", ".join(map(str, report.small_clusters))
+        click.echo(f"{len(report.small_clusters)} cluster(s) with <= {eval_per_cluster} documents kept whole in train, absent from eval: {ids}")
+
+
 if __name__ == "__main__":
     main(prog_name="streamclip")
