@@ -24,7 +24,6 @@ import os
 import shutil
 import struct
 import tempfile
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -36,7 +35,8 @@ from numpy.typing import NDArray
 from streamclip.errors import ConfigError, InputError
 from streamclip.manifest import CENTROIDS_NAME, INDEX_NAME, MANIFEST_NAME, ClusterInfo, Manifest, dumps_manifest, load_centroids, open_manifest
 from streamclip.storage import is_remote, read_bytes
-from streamclip.writers.conversion import _check_destination, _manifest, _replace
+from streamclip.writers.conversion import _check_destination, _manifest
+from streamclip.writers.staging import Staging
 from streamclip.writers.docstore import encode_record
 from streamclip.writers.packing import pack_clusters
 from streamclip.writers.terms import TermStats
@@ -91,7 +91,7 @@ def split(
             f"--eval-per-cluster {eval_per_cluster}: every cluster of {dataset} has at most {eval_per_cluster} documents "
             f"(the largest has {int(source.cluster_sizes.max())}), so the eval set would be empty; choose a smaller value"
         )
-    destinations = [_Destination.open(out, overwrite=overwrite, progress=progress) for out in (train_out, eval_out)]
+    destinations = [_Destination.open(out, overwrite=overwrite, progress=progress, source=dataset) for out in (train_out, eval_out)]
     centroids = load_centroids(dataset, source) if source.has_centroids else None
     provenance = {
         "source": dataset, "source_fingerprint": source.fingerprint(), "source_index_sha256": source.index_sha256,
@@ -215,21 +215,22 @@ class _Destination:
     uploader: S3Uploader | None = None
 
     @classmethod
-    def open(cls, out: str, *, overwrite: bool, progress: bool) -> _Destination:
+    def open(cls, out: str, *, overwrite: bool, progress: bool, source: str) -> _Destination:
         """Checked before any work: an existing dataset needs ``overwrite`` (the uploader checks a remote one)."""
         try:  # convert's checks and messages; for split the outputs are options, so a ConfigError
             if is_remote(out):
                 uploader = S3Uploader(out, overwrite=overwrite, progress=progress)
                 return cls(out.rstrip("/"), progress, uploader)
-            _check_destination(os.path.normpath(out), overwrite)
+            _check_destination(os.path.normpath(out), overwrite, [] if is_remote(source) else [source])
         except InputError as e:
             raise ConfigError(str(e)) from None
         return cls(os.path.normpath(out), progress)
 
     def write(self, source: Manifest, reader: _ShardSource, selection: _Selection, centroids: NDArray[np.float32] | None, *, extra: dict[str, Any]) -> None:
         remote = self.uploader is not None
-        parent = tempfile.mkdtemp(prefix="streamclip-split-") if remote else os.path.dirname(os.path.abspath(self.out))
-        tmp = os.path.join(parent, f".{os.path.basename(self.out)}.tmp-{uuid.uuid4().hex[:8]}")
+        parent = tempfile.mkdtemp(prefix="streamclip-split-") if remote else None
+        staging = None if remote else Staging(self.out)
+        tmp = os.path.join(parent, "dataset") if remote else staging.dataset
         try:
             terms = TermStats()
             packed = pack_clusters(
@@ -252,11 +253,12 @@ class _Destination:
                 self.uploader.finish(tmp)
                 shutil.rmtree(tmp)
             else:
-                _replace(tmp, self.out)
+                staging.publish()
         except BaseException:
             if remote:
                 self.uploader.abort()
-            shutil.rmtree(tmp, ignore_errors=True)
+            else:
+                staging.remove()
             raise
         finally:
             if remote:
