@@ -96,7 +96,6 @@ def convert(inputs: list[str], out: str, config: ConvertConfig | None = None, *,
     Raises ``InputError`` for unusable arguments, and under ``strict`` when any document is rejected.
     """
     config = config or ConvertConfig()
-    files = expand_inputs(inputs)
     remote = is_remote(out)
     if config.out_local and not remote:
         raise InputError(f"--out-local is for an s3:// output; {out!r} is a local directory already")
@@ -105,6 +104,8 @@ def convert(inputs: list[str], out: str, config: ConvertConfig | None = None, *,
     local_out = _local_output(out, config) if remote else out
     _check_destination(local_out, config.overwrite)
     work = config.work_dir or f"{local_out}.streamclip-work"
+    parent = os.path.dirname(os.path.abspath(local_out))  # where the dataset is built: parent/.OUT.tmp-*
+    files = expand_inputs(inputs, exclude=(local_out, work, os.path.join(parent, f".{os.path.basename(local_out)}.tmp-*")))
     report = ConvertReport(out=out)
     clustered_by_field = config.rules.cluster_field is not None
     if embedder is None and not clustered_by_field:
@@ -154,7 +155,6 @@ def convert(inputs: list[str], out: str, config: ConvertConfig | None = None, *,
     num_clusters = int(labels.max()) + 1
 
     t = time.perf_counter()
-    parent = os.path.dirname(os.path.abspath(local_out))
     tmp = os.path.join(parent, f".{os.path.basename(local_out)}.tmp-{uuid.uuid4().hex[:8]}")
     try:
         shutil.rmtree(os.path.join(work, "spill"), ignore_errors=True)
