@@ -37,6 +37,7 @@ import zstandard
 
 from streamclip.errors import InputError
 from streamclip.storage import describe_s3_error, s3_client, split_s3
+from streamclip.writers.docstore import ZstdReader
 
 JSONL_SUFFIXES = (".jsonl", ".jsonl.gz", ".jsonl.zst", ".json.gz", ".ndjson")
 PARQUET_SUFFIXES = (".parquet",)
@@ -269,117 +270,10 @@ def _open_binary(path: str) -> Iterator[io.BufferedIOBase]:
             with gzip.GzipFile(fileobj=raw, mode="rb") as f:
                 yield f  # type: ignore[misc]
         elif path.endswith(".zst"):
-            with io.BufferedReader(_ZstdReader(raw), buffer_size=1 << 16) as f:
+            with io.BufferedReader(ZstdReader(raw), buffer_size=1 << 16) as f:
                 yield f
         else:
             yield raw
-
-
-class _ZstdReader(io.RawIOBase):
-    """zstd-decompressed bytes, raising ``EOFError`` where the compressed stream stops inside a frame.
-
-    python-zstandard's ``stream_reader`` reports a cut frame as a clean end, so an interrupted download
-    would lose its tail silently; a ``_FrameWalker`` follows the frame boundaries of the bytes it reads.
-    """
-
-    def __init__(self, raw: io.BufferedIOBase) -> None:
-        self._frames = _FrameWalker()
-        self._stream = zstandard.ZstdDecompressor().stream_reader(_Tee(raw, self._frames), read_across_frames=True)
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        n = self._stream.readinto(buffer)
-        if n == 0 and self._frames.inside:
-            raise EOFError(f"the zstd stream ends inside a frame, at byte {self._frames.offset}: the file is truncated")
-        return n
-
-    def close(self) -> None:
-        if not self.closed:
-            self._stream.close()
-        super().close()
-
-
-class _Tee:
-    """A reader passing every byte it reads through a ``_FrameWalker``."""
-
-    def __init__(self, raw: io.BufferedIOBase, frames: _FrameWalker) -> None:
-        self._raw = raw
-        self._frames = frames
-
-    def read(self, size: int = -1) -> bytes:
-        data = self._raw.read(size)
-        self._frames.feed(data)
-        return data
-
-
-class _FrameWalker:
-    """Follows zstd frames (RFC 8878) through their headers only, to tell where a frame ends.
-
-    A frame is a magic number, a header whose length its first byte gives, blocks (a 3-byte header:
-    last-block bit, type, size; an RLE block carries one byte) and an optional 4-byte checksum;
-    skippable frames carry their own length.
-    """
-
-    _FRAME, _SKIPPABLE = 0xFD2FB528, range(0x184D2A50, 0x184D2A60)
-
-    def __init__(self) -> None:
-        self.offset = 0  # compressed bytes seen
-        self._head = b""  # bytes of the header being read
-        self._need = 4  # length of that header
-        self._state = "magic"
-        self._skip = 0  # payload bytes to pass over
-        self._checksum = False
-
-    @property
-    def inside(self) -> bool:
-        return self._state != "magic" or bool(self._head) or self._skip > 0
-
-    def feed(self, data: bytes) -> None:
-        pos, end = 0, len(data)
-        while pos < end:
-            if self._skip:
-                step = min(self._skip, end - pos)
-                self._skip -= step
-                pos += step
-                continue
-            take = min(self._need - len(self._head), end - pos)
-            self._head += data[pos : pos + take]
-            pos += take
-            if len(self._head) == self._need:
-                head, self._head = self._head, b""
-                self._advance(head)
-        self.offset += end
-
-    def _advance(self, head: bytes) -> None:
-        value = int.from_bytes(head, "little")
-        if self._state == "magic":
-            if value == self._FRAME:
-                self._state, self._need = "descriptor", 1
-            elif value in self._SKIPPABLE:
-                self._state, self._need = "skippable", 4
-            else:
-                raise ValueError(f"not a zstd frame near byte {self.offset}")
-        elif self._state == "descriptor":
-            single = value >> 5 & 1
-            self._checksum = bool(value >> 2 & 1)
-            rest = (1 - single) + (0, 1, 2, 4)[value & 3] + (single, 2, 4, 8)[value >> 6]
-            self._state, self._need = ("header", rest) if rest else ("block", 3)
-        elif self._state == "header":
-            self._state, self._need = "block", 3
-        elif self._state == "block":
-            kind, size = value >> 1 & 3, value >> 3
-            if kind == 3:
-                raise ValueError(f"a reserved zstd block type near byte {self.offset}")
-            self._skip = 1 if kind == 1 else size
-            if value & 1:
-                self._state, self._need = ("checksum", 4) if self._checksum else ("magic", 4)
-        elif self._state == "checksum":
-            self._state, self._need = "magic", 4
-        else:  # skippable: the frame's length
-            self._skip = value
-            self._state, self._need = "magic", 4
 
 
 def _open_raw(path: str) -> io.BufferedIOBase:
