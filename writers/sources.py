@@ -97,8 +97,8 @@ def expand_inputs(inputs: list[str], *, exclude: Sequence[str] = ()) -> list[str
         if _is_s3(arg):
             files.extend(_expand_s3(arg))
             continue
-        if skip(arg):
-            raise InputError(f"{arg}: lies inside {skip.owner(arg)}, where convert writes; put the output elsewhere")
+        if (owner := skip.owner(arg)) is not None:
+            raise InputError(f"{arg}: lies inside {owner}, where convert writes; put the output elsewhere")
         if any(ch in arg for ch in "*?["):
             matched = sorted(p for p in _glob(arg, skip) if not os.path.isdir(p))
             if not matched:
