@@ -65,7 +65,7 @@ def test_embedders_refuse_bad_sizes_with_config_errors():
 def test_cli_prints_one_line_and_exits_2_before_reading(tmp_path, args, option):
     result = CliRunner().invoke(main, ["convert", str(tmp_path / "missing.jsonl"), str(tmp_path / "ds"), "--embedder", "hashing", "--no-progress", *args])
     assert result.exit_code == 2, result.output
-    assert result.output.startswith(f"error: {option} ") and result.output.count("\n") == 1  # the input's absence was never reached
+    assert result.output.startswith("error: ") and option in result.output and result.output.count("\n") == 1  # the input's absence was never reached
 
 
 def test_out_as_the_current_directory_is_refused_up_front(tmp_path, sample_docs, monkeypatch):

@@ -41,7 +41,7 @@ from streamclip.writers.sources import Document, FieldRules, Rejection, expand_i
 from streamclip.writers.terms import TermStats
 from streamclip.writers.staging import Staging, remove_stale
 from streamclip.writers.upload import S3Uploader, UploadError
-from streamclip.writers.workdir import WorkDir, is_within
+from streamclip.writers.workdir import WorkDir, check_apart, is_within
 
 EMBED_CHUNK = 2048
 
@@ -125,16 +125,19 @@ def convert(inputs: list[str], out: str, config: ConvertConfig | None = None, *,
     under ``strict`` when any document is rejected.
     """
     config = config or ConvertConfig()
-    files = expand_inputs(inputs)
     remote = is_remote(out)
     if config.out_local and not remote:
         raise ConfigError(f"--out-local is for an s3:// output; {out!r} is a local directory already")
     uploader = S3Uploader(out, overwrite=config.overwrite, resume=config.resume, progress=config.progress) if remote else None
     out = out.rstrip("/") if remote else os.path.normpath(out)
     local_out = _local_output(out, config) if remote else out
-    local_inputs = _local_paths([*inputs, *files])
-    _check_destination(local_out, config.overwrite, local_inputs)
-    work = WorkDir(config.work_dir or f"{local_out}.streamclip-work", out=local_out, inputs=local_inputs)
+    work_path = config.work_dir or f"{local_out}.streamclip-work"
+    staged = os.path.join(os.path.dirname(os.path.abspath(local_out)), f".{os.path.basename(local_out)}.tmp-*")
+    given = _local_paths(list(inputs))
+    _check_destination(local_out, config.overwrite, given)
+    check_apart(work_path, local_out, given)  # before expansion, which skips the work dir
+    files = expand_inputs(inputs, exclude=(local_out, work_path, staged))  # OUT and its work never feed the run
+    work = WorkDir(work_path, out=local_out, inputs=_local_paths([*inputs, *files]))
     try:
         return _convert(files, out, local_out, work, uploader, config, embedder)
     finally:

@@ -5,15 +5,18 @@ without re-parsing inputs) and once per cluster when the corpus outgrows the mem
 packing writes one cluster at a time). Both use this one format: zstd frames holding
 length-prefixed records (``uint32 text bytes, uint32 field bytes, text, JSON fields``). Records
 pass from one staging file to the other as raw bytes, without being decoded and re-encoded.
+Reading checks that the last zstd frame is complete (``ZstdReader``), so a cut file is an error,
+never fewer records.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import struct
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, BinaryIO
 
 import zstandard
 
@@ -62,14 +65,122 @@ def append_frame(path: str, records: Iterable[bytes], *, level: int = 1) -> None
         f.write(zstandard.ZstdCompressor(level=level).compress(b"".join(records)))
 
 
+class ZstdReader(io.RawIOBase):
+    """zstd-decompressed bytes, raising ``EOFError`` where the compressed stream stops inside a frame.
+
+    python-zstandard's ``stream_reader`` reports a cut frame as a clean end, so a cut file (an
+    interrupted download, the staging file of a killed run) would lose its tail silently; a
+    ``_FrameWalker`` follows the frame boundaries of the bytes it reads. Used for staging files and for
+    ``.zst`` inputs alike.
+    """
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self._frames = _FrameWalker()
+        self._stream = zstandard.ZstdDecompressor().stream_reader(_Tee(raw, self._frames), read_across_frames=True)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        n = self._stream.readinto(buffer)
+        if n == 0 and self._frames.inside:
+            raise EOFError(f"the zstd stream ends inside a frame, at byte {self._frames.offset}: the file is truncated")
+        return n
+
+    def close(self) -> None:
+        if not self.closed:
+            self._stream.close()
+        super().close()
+
+
+class _Tee:
+    """A reader passing every byte it reads through a ``_FrameWalker``."""
+
+    def __init__(self, raw: BinaryIO, frames: _FrameWalker) -> None:
+        self._raw = raw
+        self._frames = frames
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._raw.read(size)
+        self._frames.feed(data)
+        return data
+
+
+class _FrameWalker:
+    """Follows zstd frames (RFC 8878) through their headers only, to tell where a frame ends.
+
+    A frame is a magic number, a header whose length its first byte gives, blocks (a 3-byte header:
+    last-block bit, type, size; an RLE block carries one byte) and an optional 4-byte checksum;
+    skippable frames carry their own length.
+    """
+
+    _FRAME, _SKIPPABLE = 0xFD2FB528, range(0x184D2A50, 0x184D2A60)
+
+    def __init__(self) -> None:
+        self.offset = 0  # compressed bytes seen
+        self._head = b""  # bytes of the header being read
+        self._need = 4  # length of that header
+        self._state = "magic"
+        self._skip = 0  # payload bytes to pass over
+        self._checksum = False
+
+    @property
+    def inside(self) -> bool:
+        return self._state != "magic" or bool(self._head) or self._skip > 0
+
+    def feed(self, data: bytes) -> None:
+        pos, end = 0, len(data)
+        while pos < end:
+            if self._skip:
+                step = min(self._skip, end - pos)
+                self._skip -= step
+                pos += step
+                continue
+            take = min(self._need - len(self._head), end - pos)
+            self._head += data[pos : pos + take]
+            pos += take
+            if len(self._head) == self._need:
+                head, self._head = self._head, b""
+                self._advance(head)
+        self.offset += end
+
+    def _advance(self, head: bytes) -> None:
+        value = int.from_bytes(head, "little")
+        if self._state == "magic":
+            if value == self._FRAME:
+                self._state, self._need = "descriptor", 1
+            elif value in self._SKIPPABLE:
+                self._state, self._need = "skippable", 4
+            else:
+                raise ValueError(f"not a zstd frame near byte {self.offset}")
+        elif self._state == "descriptor":
+            single = value >> 5 & 1
+            self._checksum = bool(value >> 2 & 1)
+            rest = (1 - single) + (0, 1, 2, 4)[value & 3] + (single, 2, 4, 8)[value >> 6]
+            self._state, self._need = ("header", rest) if rest else ("block", 3)
+        elif self._state == "header":
+            self._state, self._need = "block", 3
+        elif self._state == "block":
+            kind, size = value >> 1 & 3, value >> 3
+            if kind == 3:
+                raise ValueError(f"a reserved zstd block type near byte {self.offset}")
+            self._skip = 1 if kind == 1 else size
+            if value & 1:
+                self._state, self._need = ("checksum", 4) if self._checksum else ("magic", 4)
+        elif self._state == "checksum":
+            self._state, self._need = "magic", 4
+        else:  # skippable: the frame's length
+            self._skip = value
+            self._state, self._need = "magic", 4
+
+
 def iter_raw(path: str) -> Iterator[bytes]:
     """Every raw record of a file written by ``RecordWriter`` or ``append_frame``, in order."""
     if not os.path.exists(path):
         return
-    with open(path, "rb") as f:
-        reader = zstandard.ZstdDecompressor().stream_reader(f, read_across_frames=True)
+    with open(path, "rb") as f, ZstdReader(f) as reader:
         buffer = b""
-        while chunk := reader.read(1 << 20):
+        while chunk := _read_staged(reader, path):
             buffer = buffer + chunk if buffer else chunk
             pos, end = 0, len(buffer)
             while pos + _HEADER.size <= end:
@@ -82,6 +193,13 @@ def iter_raw(path: str) -> Iterator[bytes]:
             buffer = buffer[pos:]
         if buffer:
             raise ValueError(f"{path}: ends inside a record; the staging file is truncated (rerun without --resume)")
+
+
+def _read_staged(reader: ZstdReader, path: str) -> bytes:
+    try:
+        return reader.read(1 << 20)
+    except EOFError as e:
+        raise ValueError(f"{path}: {e}; the staging file is truncated (rerun without --resume)") from None
 
 
 def read_records(path: str) -> Iterator[tuple[str, dict[str, Any], int]]:

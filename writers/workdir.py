@@ -37,7 +37,7 @@ class WorkDir:
 
     def __init__(self, path: str, *, out: str, inputs: list[str]) -> None:
         self.path = path
-        _check_apart(path, out, inputs)
+        check_apart(path, out, inputs)
         self.created = self._claim()
         self._fd = self._lock()
 
@@ -143,10 +143,14 @@ def _read_marker(path: str) -> dict[str, Any]:
     return marker if isinstance(marker, dict) else {}
 
 
-def _check_apart(work: str, out: str, inputs: list[str]) -> None:
-    """The work directory is deleted after success: it must not be, hold or lie inside OUT or an input."""
-    for role, other in [("OUT", out), *(("the input", p) for p in inputs)]:
-        if is_within(work, other) or is_within(other, work):
+def check_apart(work: str, out: str, inputs: list[str]) -> None:
+    """The work directory is deleted after success: it must not be, hold or lie inside OUT, nor be or hold an input.
+
+    It may lie inside an input folder (the default ``OUT.streamclip-work`` does when OUT does): the
+    expansion of input folders and globs skips it, so it is never read as input, and deleting it
+    deletes nothing of the corpus."""
+    for role, other, inside_ok in [("OUT", out, False), *(("the input", p, os.path.isdir(p)) for p in inputs)]:
+        if (is_within(work, other) and not (inside_ok and os.path.realpath(work) != os.path.realpath(other))) or is_within(other, work):
             where = "is" if os.path.realpath(work) == os.path.realpath(other) else "lies inside" if is_within(work, other) else "holds"
             raise WorkDirError(
                 f"work directory {work} {where} {role} {other}; a work directory is cleared and deleted, "
