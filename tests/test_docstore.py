@@ -9,6 +9,7 @@ import struct
 import pytest
 import zstandard
 
+from streamclip.errors import WorkDirError
 from streamclip.writers.docstore import RecordWriter, append_frame, decode_record, encode_record, iter_raw, read_records, record_text
 
 DOCS = [
@@ -65,7 +66,7 @@ def test_a_file_ending_inside_a_record_is_an_error_after_the_complete_records(tm
     records = [encode_record(f"record {i}", {"i": i}) for i in range(100)]
     path.write_bytes(zstandard.ZstdCompressor().compress(b"".join(records)[:-3]))
     got = []
-    with pytest.raises(ValueError, match="ends inside a record; the staging file is truncated"):
+    with pytest.raises(WorkDirError, match="ends inside a record; the staging file is truncated"):
         for raw in iter_raw(str(path)):
             got.append(raw)
     assert got == records[:-1]
@@ -84,5 +85,5 @@ def test_a_file_cut_where_a_block_ends_on_a_record_boundary_is_an_error_not_fewe
     writer.close()
     whole = path.read_bytes()
     path.write_bytes(whole[: len(whole) // 2])
-    with pytest.raises(ValueError, match="ends inside a frame.*the staging file is truncated"):
+    with pytest.raises(WorkDirError, match="ends inside a frame.*the staging file is truncated"):
         list(iter_raw(str(path)))

@@ -20,6 +20,8 @@ from typing import Any, BinaryIO
 
 import zstandard
 
+from streamclip.errors import WorkDirError
+
 _HEADER = struct.Struct("<II")
 
 
@@ -192,14 +194,14 @@ def iter_raw(path: str) -> Iterator[bytes]:
                 pos = stop
             buffer = buffer[pos:]
         if buffer:
-            raise ValueError(f"{path}: ends inside a record; the staging file is truncated (rerun without --resume)")
+            raise WorkDirError(f"{path}: ends inside a record; the staging file is truncated (rerun without --resume)")
 
 
 def _read_staged(reader: ZstdReader, path: str) -> bytes:
     try:
         return reader.read(1 << 20)
     except EOFError as e:
-        raise ValueError(f"{path}: {e}; the staging file is truncated (rerun without --resume)") from None
+        raise WorkDirError(f"{path}: {e}; the staging file is truncated (rerun without --resume)") from None
 
 
 def read_records(path: str) -> Iterator[tuple[str, dict[str, Any], int]]:
