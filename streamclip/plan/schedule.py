@@ -48,6 +48,7 @@ class _Level:
     """
 
     breaks: NDArray[np.float64]  # b sorted ascending, inf for uncapped
+    cluster_breaks: NDArray[np.float64]  # b in cluster-id order
     f_at_breaks: NDArray[np.float64]  # f(b_j), non-decreasing
     full_before: NDArray[np.float64]  # A_j
     rising_weight: NDArray[np.float64]  # B_j
@@ -63,7 +64,7 @@ class _Level:
         rising = np.cumsum(w[::-1])[::-1]
         with np.errstate(invalid="ignore"):
             f = np.where(np.isinf(b), np.inf, full_before + b * rising)
-        return cls(b, np.maximum.accumulate(f), full_before, rising, order)
+        return cls(b, breaks, np.maximum.accumulate(f), full_before, rising, order)
 
     def level(self, u: float) -> float:
         """The level after ``u`` draws in this phase; monotone in ``u`` even in float arithmetic."""
@@ -136,9 +137,14 @@ class RunSchedule:
         return weights / weights.sum()
 
     def _phase_draws(self, index: int, u: float) -> NDArray[np.float64]:
-        level = self._levels[index].level(u)
+        # A cluster whose breakpoint the level has reached is at its cap exactly: w * (R / w) and
+        # start + (cap - start) can land an ulp below the cap in float, and floor() of that is one
+        # draw short for ever, so the run's last draw would never become due.
+        phase = self._levels[index]
+        level = phase.level(u)
         rising = np.minimum(self._remaining[index], self._weights[index] * level)
-        return np.minimum(self._start_draws[index] + rising, self.caps)
+        draws = np.minimum(self._start_draws[index] + rising, self.caps)
+        return np.where(phase.cluster_breaks <= level, self.caps, draws)
 
     @property
     def num_clusters(self) -> int:
