@@ -3,38 +3,53 @@
 from __future__ import annotations
 
 import math
+from numbers import Integral
 from typing import Any, Mapping
 
 import numpy as np
 
+from streamclip.errors import ConfigError
 from streamclip.manifest import Manifest
 from streamclip.plan import PlanSummary, num_segments
 
 BYTES_PER_TOKEN = 4.0  # rough English BPE rate; only used for the "estimated tokens" column
 
 
+_BUDGET_HINTS = {
+    "total_samples": "the training budget in samples (--total-samples)",
+    "epochs": "the budget in epochs (--epochs)",
+    "epoch_size": "samples per epoch (--epoch-size)",
+}
+
+
+def _check_count(value: object, name: str) -> int | None:
+    """``value`` as an int >= 1 (None passes through), or a ConfigError that blames ``name``."""
+    if value is None:
+        return None
+    if not isinstance(value, Integral) or isinstance(value, bool) or value < 1:
+        raise ConfigError(f"{name} must be a whole number >= 1 ({_BUDGET_HINTS[name]}), got {name}={value!r}")
+    return int(value)
+
+
 def resolve_budget(num_documents: int, *, total_samples: int | None, epochs: int | None, epoch_size: int | None) -> tuple[int, int]:
     """``(total_samples, epoch_size)`` from what the user gave; an epoch defaults to one corpus' worth of draws.
 
     Every epoch of a StreamingDataset has the same size, so the budget must be a whole number of epochs.
+    Each argument is checked on its own first, so an error blames the one that is wrong.
     """
+    total_samples = _check_count(total_samples, "total_samples")
+    epochs = _check_count(epochs, "epochs")
+    epoch_size = _check_count(epoch_size, "epoch_size")
     if total_samples is not None and epochs is not None:
-        raise ValueError("give total_samples or epochs, not both")
+        raise ConfigError(f"give total_samples or epochs, not both (got {total_samples=}, {epochs=})")
     size = epoch_size if epoch_size is not None else num_documents
-    if size < 1:
-        raise ValueError(f"epoch_size must be >= 1, got {epoch_size=}")
     if total_samples is None:
-        count = 1 if epochs is None else epochs
-        if count < 1:
-            raise ValueError(f"epochs must be >= 1, got {epochs=}")
-        return count * size, size
-    if total_samples < 1:
-        raise ValueError(f"total_samples must be >= 1, got {total_samples=}")
+        return (1 if epochs is None else epochs) * size, size
     if epoch_size is None and total_samples < size:
         return total_samples, total_samples
     if total_samples % size:
         segments = num_segments(total_samples, size)
-        raise ValueError(
+        raise ConfigError(
             f"total_samples={total_samples} is not a multiple of epoch_size={size}: every epoch of a StreamingDataset "
             f"has the same size. Use total_samples={(segments - 1) * size or size} or {segments * size}, or an epoch_size that divides it"
         )

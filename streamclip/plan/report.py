@@ -13,6 +13,7 @@ from typing import Mapping, Union
 import numpy as np
 from numpy.typing import NDArray
 
+from streamclip.errors import ConfigError
 from streamclip.plan.counts import counts_at
 from streamclip.plan.schedule import RunSchedule
 from streamclip.plan.segment import ClusterLayout
@@ -49,7 +50,7 @@ def summarize(layout_or_sizes: Union[ClusterLayout, NDArray[np.int64]], schedule
     """Summarise the whole run of ``schedule`` on a layout (or just its cluster sizes)."""
     sizes = layout_or_sizes.cluster_sizes if isinstance(layout_or_sizes, ClusterLayout) else np.asarray(layout_or_sizes)
     if not np.array_equal(sizes, schedule.sizes):
-        raise ValueError("the schedule was built for other cluster sizes than the ones given to summarize")
+        raise ConfigError("the schedule was built for other cluster sizes than the ones given to summarize")
     total = schedule.total_samples
     draws = counts_at(schedule, total)
     return PlanSummary(
@@ -75,7 +76,7 @@ def plot_plan(summaries: Mapping[str, PlanSummary], path: str | Path, *, top: in
     """Write a PNG: cluster shares over training for the first strategy (``top`` clusters plus
     "other", stacked), and the per-document repeat distribution of every strategy."""
     if not summaries:
-        raise ValueError("plot_plan needs at least one named PlanSummary")
+        raise ConfigError("plot_plan needs at least one named PlanSummary")
     from matplotlib.figure import Figure  # no pyplot: leaves the caller's backend and global state alone
 
     names = list(summaries)
