@@ -31,15 +31,57 @@ def _check_count(value: object, name: str) -> int | None:
     return int(value)
 
 
-def resolve_budget(num_documents: int, *, total_samples: int | None, epochs: int | None, epoch_size: int | None) -> tuple[int, int]:
+# Stock StreamingDataset's epoch_size abbreviations (streaming.base.util.number_abbrev_to_int, which
+# cannot be imported here: streaming imports torch, and the core must not).
+_ABBREVIATIONS = {"k": 10**3, "m": 10**6, "b": 10**9, "t": 10**12}
+
+
+def parse_epoch_size(value: object) -> int | None:
+    """``epoch_size`` as stock StreamingDataset reads it: an int, a string of digits, or a number with a
+    suffix k/m/b/t (any case, spaces around ignored): ``"100k"`` is 100,000, ``"1.5m"`` 1,500,000.
+
+    A suffixed number is computed as stock computes it (``int(float(number) * unit)``), so the same
+    string gives the same epoch size here and in stock. Unlike stock, a float must be whole (stock
+    truncates 1.5 to 1), and anything that is not a whole number >= 1 is refused, naming the value.
+    """
+    if value is None:
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, str):
+        samples = _parse_abbreviation(value)
+        if samples < 1:
+            raise ConfigError(f"epoch_size={value!r} means {samples} samples; an epoch needs at least 1 ({_BUDGET_HINTS['epoch_size']})")
+        return samples
+    return _check_count(value, "epoch_size")
+
+
+def _parse_abbreviation(text: str) -> int:
+    clean = text.lower().strip()
+    try:
+        if clean[-1:] in _ABBREVIATIONS:
+            return int(float(clean[:-1]) * _ABBREVIATIONS[clean[-1]])
+        if clean.isdigit():
+            return int(clean)
+    except (ValueError, OverflowError):
+        pass
+    raise ConfigError(
+        f"epoch_size must be a whole number >= 1 or a string such as '5000', '100k', '1.5m', '2b' "
+        f"(suffixes: {', '.join(_ABBREVIATIONS)}), got epoch_size={text!r}"
+    )
+
+
+def resolve_budget(num_documents: int, *, total_samples: int | None, epochs: int | None,
+                   epoch_size: int | str | None) -> tuple[int, int]:
     """``(total_samples, epoch_size)`` from what the user gave; an epoch defaults to one corpus' worth of draws.
 
     Every epoch of a StreamingDataset has the same size, so the budget must be a whole number of epochs.
-    Each argument is checked on its own first, so an error blames the one that is wrong.
+    Each argument is checked on its own first, so an error blames the one that is wrong. ``epoch_size``
+    also takes stock's abbreviations (``"100k"``, see ``parse_epoch_size``).
     """
     total_samples = _check_count(total_samples, "total_samples")
     epochs = _check_count(epochs, "epochs")
-    epoch_size = _check_count(epoch_size, "epoch_size")
+    epoch_size = parse_epoch_size(epoch_size)
     if total_samples is not None and epochs is not None:
         raise ConfigError(f"give total_samples or epochs, not both (got {total_samples=}, {epochs=})")
     size = epoch_size if epoch_size is not None else num_documents

@@ -100,3 +100,27 @@ def _layout() -> ClusterLayout:
 def test_bad_arguments_on_public_paths_are_config_errors(call, match):
     with pytest.raises(ConfigError, match=match):
         call()
+
+
+# --- epoch_size abbreviations, as stock StreamingDataset reads them ------------------------------------
+
+
+def test_epoch_size_takes_stock_abbreviations():
+    assert resolve_budget(10, total_samples=None, epochs=2, epoch_size="100k") == (200_000, 100_000)
+    assert resolve_budget(10, total_samples=3_000_000, epochs=None, epoch_size=" 1.5M ") == (3_000_000, 1_500_000)
+    assert resolve_budget(10, total_samples=None, epochs=None, epoch_size=2000.0) == (2000, 2000)
+
+
+@pytest.mark.parametrize("value, match", [
+    ("100x", r"or a string such as '5000', '100k'.*got epoch_size='100x'"),
+    ("k", "got epoch_size='k'"),
+    ("1.5", "got epoch_size='1.5'"),
+    ("inf k", "got epoch_size='inf k'"),
+    ("0.0001k", r"epoch_size='0.0001k' means 0 samples; an epoch needs at least 1"),
+    ("-5k", r"epoch_size='-5k' means -5000 samples"),
+    (1.5, "got epoch_size=1.5"),  # stock would truncate it to 1
+    (b"100k", "got epoch_size=b'100k'"),
+])
+def test_epoch_size_refuses_what_is_not_a_whole_count(value, match):
+    with pytest.raises(ConfigError, match=match):
+        resolve_budget(10, total_samples=None, epochs=None, epoch_size=value)
