@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 from streamclip.errors import ConfigError
-
 from streamclip.plan import ClusterClip, Random, RunSchedule, general_to_specific, plan_picture, plot_plan, summarize
 
 
