@@ -3,38 +3,95 @@
 from __future__ import annotations
 
 import math
+from numbers import Integral
 from typing import Any, Mapping
 
 import numpy as np
 
+from streamclip.errors import ConfigError
 from streamclip.manifest import Manifest
 from streamclip.plan import PlanSummary, num_segments
 
 BYTES_PER_TOKEN = 4.0  # rough English BPE rate; only used for the "estimated tokens" column
 
 
-def resolve_budget(num_documents: int, *, total_samples: int | None, epochs: int | None, epoch_size: int | None) -> tuple[int, int]:
+_BUDGET_HINTS = {
+    "total_samples": "the training budget in samples (--total-samples)",
+    "epochs": "the budget in epochs (--epochs)",
+    "epoch_size": "samples per epoch (--epoch-size)",
+}
+
+
+def _check_count(value: object, name: str) -> int | None:
+    """``value`` as an int >= 1 (None passes through), or a ConfigError that blames ``name``."""
+    if value is None:
+        return None
+    if not isinstance(value, Integral) or isinstance(value, bool) or value < 1:
+        raise ConfigError(f"{name} must be a whole number >= 1 ({_BUDGET_HINTS[name]}), got {name}={value!r}")
+    return int(value)
+
+
+# Stock StreamingDataset's epoch_size abbreviations (streaming.base.util.number_abbrev_to_int, which
+# cannot be imported here: streaming imports torch, and the core must not).
+_ABBREVIATIONS = {"k": 10**3, "m": 10**6, "b": 10**9, "t": 10**12}
+
+
+def parse_epoch_size(value: object) -> int | None:
+    """``epoch_size`` as stock StreamingDataset reads it: an int, a string of digits, or a number with a
+    suffix k/m/b/t (any case, spaces around ignored): ``"100k"`` is 100,000, ``"1.5m"`` 1,500,000.
+
+    A suffixed number is computed as stock computes it (``int(float(number) * unit)``), so the same
+    string gives the same epoch size here and in stock. Unlike stock, a float must be whole (stock
+    truncates 1.5 to 1), and anything that is not a whole number >= 1 is refused, naming the value.
+    """
+    if value is None:
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, str):
+        samples = _parse_abbreviation(value)
+        if samples < 1:
+            raise ConfigError(f"epoch_size={value!r} means {samples} samples; an epoch needs at least 1 ({_BUDGET_HINTS['epoch_size']})")
+        return samples
+    return _check_count(value, "epoch_size")
+
+
+def _parse_abbreviation(text: str) -> int:
+    clean = text.lower().strip()
+    try:
+        if clean[-1:] in _ABBREVIATIONS:
+            return int(float(clean[:-1]) * _ABBREVIATIONS[clean[-1]])
+        if clean.isdigit():
+            return int(clean)
+    except (ValueError, OverflowError):
+        pass
+    raise ConfigError(
+        f"epoch_size must be a whole number >= 1 or a string such as '5000', '100k', '1.5m', '2b' "
+        f"(suffixes: {', '.join(_ABBREVIATIONS)}), got epoch_size={text!r}"
+    )
+
+
+def resolve_budget(num_documents: int, *, total_samples: int | None, epochs: int | None,
+                   epoch_size: int | str | None) -> tuple[int, int]:
     """``(total_samples, epoch_size)`` from what the user gave; an epoch defaults to one corpus' worth of draws.
 
     Every epoch of a StreamingDataset has the same size, so the budget must be a whole number of epochs.
+    Each argument is checked on its own first, so an error blames the one that is wrong. ``epoch_size``
+    also takes stock's abbreviations (``"100k"``, see ``parse_epoch_size``).
     """
+    total_samples = _check_count(total_samples, "total_samples")
+    epochs = _check_count(epochs, "epochs")
+    epoch_size = parse_epoch_size(epoch_size)
     if total_samples is not None and epochs is not None:
-        raise ValueError("give total_samples or epochs, not both")
+        raise ConfigError(f"give total_samples or epochs, not both (got {total_samples=}, {epochs=})")
     size = epoch_size if epoch_size is not None else num_documents
-    if size < 1:
-        raise ValueError(f"epoch_size must be >= 1, got {epoch_size=}")
     if total_samples is None:
-        count = 1 if epochs is None else epochs
-        if count < 1:
-            raise ValueError(f"epochs must be >= 1, got {epochs=}")
-        return count * size, size
-    if total_samples < 1:
-        raise ValueError(f"total_samples must be >= 1, got {total_samples=}")
+        return (1 if epochs is None else epochs) * size, size
     if epoch_size is None and total_samples < size:
         return total_samples, total_samples
     if total_samples % size:
         segments = num_segments(total_samples, size)
-        raise ValueError(
+        raise ConfigError(
             f"total_samples={total_samples} is not a multiple of epoch_size={size}: every epoch of a StreamingDataset "
             f"has the same size. Use total_samples={(segments - 1) * size or size} or {segments * size}, or an epoch_size that divides it"
         )

@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from streamclip.errors import ConfigError
 from streamclip.plan import (
     ClusterClip,
     Random,
@@ -162,7 +163,7 @@ def test_counts_never_pass_a_fractional_cap():
 @pytest.mark.parametrize("t", [-1, 11, 2.0, True])
 def test_counts_reject_times_outside_the_run(t):
     schedule = RunSchedule(np.array([4, 6]), Uniform(), 10)
-    with pytest.raises(ValueError, match=r"t must be an integer in \[0, total_samples=10\]"):
+    with pytest.raises(ConfigError, match=r"t must be an integer in \[0, total_samples=10\]"):
         counts_at(schedule, t)
 
 

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streamclip.errors import PlanInfeasible
+from streamclip.errors import ConfigError, PlanInfeasible
 from streamclip.plan import (
     STRATEGIES,
     ClusterClip,
@@ -203,22 +203,29 @@ def test_infeasible_budget_names_the_largest_feasible_one():
     (np.array([3, 4]), 2.0, "total_samples must be an integer >= 1"),
 ])
 def test_run_schedule_rejects_bad_input(sizes, total, match):
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(ConfigError, match=match):
         RunSchedule(sizes, Uniform(), total)
 
 
+@pytest.mark.parametrize("strategy", [None, "clusterclip", ClusterClip, {"name": "uniform"}, Phase(1.0, Uniform())])
+def test_run_schedule_refuses_what_is_not_a_strategy(strategy):
+    with pytest.raises(ConfigError, match=r"strategy must be a strategy object \(Random, Uniform, ClusterClip, "
+                                          r"Temperature, Weighted, Schedule\).*one of: random, uniform, clusterclip"):
+        RunSchedule(np.array([1, 2, 3]), strategy, 5)
+
+
 def test_run_schedule_rejects_weights_that_do_not_fit():
-    with pytest.raises(ValueError, match="has 2 weights but the dataset has 3 clusters"):
+    with pytest.raises(ConfigError, match="has 2 weights but the dataset has 3 clusters"):
         RunSchedule(np.array([1, 2, 3]), Weighted((1, 2)), 5)
-    with pytest.raises(ValueError, match="not all finite and > 0"):
+    with pytest.raises(ConfigError, match="not all finite and > 0"):
         RunSchedule(np.array([1, 10**6]), Temperature(2000.0), 5)
 
 
 def test_draws_rejects_times_outside_the_run():
     schedule = RunSchedule(np.array([1, 2]), Uniform(), 10)
-    with pytest.raises(ValueError, match=r"t must be a number in \[0, total_samples=10\]"):
+    with pytest.raises(ConfigError, match=r"t must be a number in \[0, total_samples=10\]"):
         schedule.draws(10.5)
-    with pytest.raises(ValueError, match=r"t must be a number in"):
+    with pytest.raises(ConfigError, match=r"t must be a number in"):
         schedule.draws(-1)
 
 
@@ -231,9 +238,17 @@ def test_draws_rejects_times_outside_the_run():
     (lambda: ClusterClip(None), "got clip=None"),
     (lambda: Temperature(1.0, clip=math.inf), r"clip must be.*use clip=None"),
     (lambda: Temperature(math.inf), "t must be a finite number"),
-    (lambda: Weighted(()), "non-empty sequence"),
-    (lambda: Weighted((1.0, -1.0)), "finite numbers > 0"),
-    (lambda: Weighted(("a", 1)), "weights must be a sequence of positive numbers"),
+    (lambda: Weighted(()), "got an empty sequence"),
+    (lambda: Weighted((1.0, -1.0)), r"finite numbers > 0.*weight 1 is -1.0"),
+    (lambda: Weighted(("a", 1)), "weight 0 is 'a'"),
+    (lambda: Weighted("1234"), "sequence of finite numbers > 0.*got str '1234'"),
+    (lambda: Weighted(b"12"), "got bytes"),
+    (lambda: Weighted({"0": 1.0, "1": 2.0}), "got dict"),
+    (lambda: Weighted({1.0, 2.0}), "got set"),
+    (lambda: Weighted(3.0), "got float 3.0"),
+    (lambda: Weighted((1.0, True)), "weight 1 is True"),
+    (lambda: Weighted((1.0, float("nan"))), "weight 1 is nan"),
+    (lambda: Weighted(np.ones((2, 2))), "weight 0 is array"),
     (lambda: Phase(0.0, Uniform()), r"Phase.until must be a fraction of the run in \(0, 1\]"),
     (lambda: Phase(0.5, general_to_specific()), "schedules do not nest"),
     (lambda: Phase(0.5, ClusterClip(2.0)), r"must not cap.*Schedule\(phases, clip=2.0\)"),
@@ -245,7 +260,7 @@ def test_draws_rejects_times_outside_the_run():
     (lambda: specific_to_general(0), "switch must be"),
 ])
 def test_strategy_validation(build, match):
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(ConfigError, match=match):
         build()
 
 
@@ -253,21 +268,33 @@ def test_strategy_validation(build, match):
     ("nope", {}, "unknown strategy 'nope'; choose one of: random, uniform, clusterclip"),
     ("uniform", {"clip": 2}, "strategy 'uniform' takes no parameter 'clip'; it accepts: no parameters"),
     ("clusterclip", {"clp": 2}, "takes no parameter 'clp'; it accepts: clip"),
-    ("temperature", {}, "strategy 'temperature'.*missing.*'t'"),
+    ("temperature", {}, r"strategy temperature needs t=\.\.\. \(e\.g\. --t 0\.5"),
+    ("weighted", {}, r"weighted needs weights=\.\.\. \(e\.g\. --weights FILE\.json"),
+    ("weighted", {"clip": 2.0}, r"weighted needs weights="),
+    (None, {}, "unknown strategy None; choose one of: random, uniform, clusterclip, temperature, weighted"),
+    (["clusterclip"], {}, r"unknown strategy \['clusterclip'\]; choose one of"),
+    ("clusterclip", {"clip": "2"}, "clip must be a finite number >= 1.*got clip='2'"),
+    ("general-to-specific", {"switch": "half"}, "switch must be a fraction"),
 ])
 def test_strategy_from_spec_names_the_mistake(name, params, match):
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(ConfigError, match=match):
         strategy_from_spec(name, **params)
 
 
 @pytest.mark.parametrize("data, match", [
     ({}, "needs a 'name' key"),
     ({"name": "bogus"}, "unknown strategy 'bogus' in dict"),
-    ({"name": "clusterclip", "cap": 2}, r"cannot be built from keys \['cap'\]"),
+    ({"name": "clusterclip", "cap": 2}, r"strategy 'clusterclip' takes no parameter 'cap'; it accepts: clip"),
+    ({"name": "temperature"}, r"temperature needs t="),
+    ({"name": ["uniform"]}, r"unknown strategy \['uniform'\] in dict"),
     ({"name": "schedule", "clip": None}, "a schedule dict has keys 'phases'"),
+    ({"name": "schedule", "phases": "uniform"}, r"a schedule dict has keys 'phases' \(a list\)"),
+    ({"name": "schedule", "phases": [1.0]}, "each phase of a schedule dict has exactly the keys 'until' and 'strategy', got 1.0"),
+    ({"name": "schedule", "phases": [{"until": 1.0}]}, "exactly the keys 'until' and 'strategy'"),
+    ({"name": "weighted", "weights": {"a": 1}}, "weights must be a sequence.*got dict"),
 ])
 def test_strategy_from_dict_rejects_bad_dicts(data, match):
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(ConfigError, match=match):
         strategy_from_dict(data)
 
 

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from streamclip.errors import ConfigError
 from streamclip.plan import (
     ClusterClip,
     ClusterLayout,
@@ -159,9 +160,9 @@ def test_walk_cluster_runs_follow_the_pass_sequence():
 ])
 def test_walk_cluster_rejects_bad_ranges(kwargs, match):
     args = {"seed": 0, "cluster_id": 0, **kwargs}
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(ConfigError, match=match):
         walk_cluster(np.array([3, 4]), np.array([0, 3]), **args)
-    with pytest.raises(ValueError, match="one or more non-empty shards"):
+    with pytest.raises(ConfigError, match="one or more non-empty shards"):
         walk_cluster(np.array([3, 0]), np.array([0, 3]), seed=0, cluster_id=0, start=0, stop=1)
 
 
@@ -184,7 +185,7 @@ def test_layout_derives_offsets_and_sizes():
     ([3, 2, 4], [(0, 1), (1, 2)], r"tile shards 0..3 contiguously in cluster order; they cover shards 0..2"),
 ])
 def test_layout_rejects_bad_ranges(shards, ranges, match):
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(ConfigError, match=match):
         ClusterLayout.from_shards(np.array(shards, dtype=np.float64 if match.endswith("integers") else np.int64),
                                   ranges)
 
@@ -199,13 +200,13 @@ def test_plan_segment_rejects_bad_arguments(kwargs, match):
     layout = make_layout([[5], [6, 4]])
     schedule = RunSchedule(layout.cluster_sizes, Uniform(), 25)
     args = {"seed": 0, "epoch_size": 10, "epoch": 0, **kwargs}
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(ConfigError, match=match):
         plan_segment(layout, schedule, **args)
 
 
 def test_plan_segment_rejects_a_schedule_for_other_clusters():
     layout = make_layout([[5], [6, 4]])
-    with pytest.raises(ValueError, match="other cluster sizes than this layout's"):
+    with pytest.raises(ConfigError, match="other cluster sizes than this layout's"):
         plan_segment(layout, RunSchedule(np.array([5, 11]), Uniform(), 20), seed=0, epoch_size=10, epoch=0)
 
 
@@ -230,7 +231,7 @@ def test_summary_follows_the_definitions(tmp_path):
 
 def test_summary_and_plot_reject_mismatches(tmp_path):
     schedule = RunSchedule(np.array([3, 4]), Uniform(), 10)
-    with pytest.raises(ValueError, match="other cluster sizes than the ones given to summarize"):
+    with pytest.raises(ConfigError, match="other cluster sizes than the ones given to summarize"):
         summarize(np.array([3, 5]), schedule)
-    with pytest.raises(ValueError, match="at least one named PlanSummary"):
+    with pytest.raises(ConfigError, match="at least one named PlanSummary"):
         plot_plan({}, tmp_path / "x.png")

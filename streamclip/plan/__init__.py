@@ -4,7 +4,7 @@
 """
 
 from streamclip.plan.counts import counts_at, due_offsets
-from streamclip.plan.report import PlanSummary, plot_plan, summarize
+from streamclip.plan.report import PlanPicture, PlanSummary, plan_picture, plot_plan, summarize
 from streamclip.plan.schedule import RunSchedule
 from streamclip.plan.segment import ClusterLayout, num_segments, plan_segment
 from streamclip.plan.strategies import (
@@ -30,6 +30,7 @@ __all__ = [
     "ClusterClip",
     "ClusterLayout",
     "Phase",
+    "PlanPicture",
     "PlanSummary",
     "Random",
     "RunSchedule",
@@ -44,6 +45,7 @@ __all__ = [
     "general_to_specific",
     "num_segments",
     "pass_order",
+    "plan_picture",
     "plan_segment",
     "plot_plan",
     "specific_to_general",

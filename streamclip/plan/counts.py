@@ -28,10 +28,12 @@ its history cannot use. The bound that always holds is within 1 of ``D_k(x)`` wi
 from __future__ import annotations
 
 from numbers import Integral
+from typing import Callable
 
 import numpy as np
 from numpy.typing import NDArray
 
+from streamclip.errors import ConfigError, StreamclipError
 from streamclip.plan.schedule import RunSchedule
 
 __all__ = ["counts_at", "due_offsets"]
@@ -56,11 +58,46 @@ def _from_bits(bits: int) -> float:
     return float(np.int64(bits).view(np.float64))
 
 
+# Both searches are bounded, so a float surprise fails loudly instead of spinning: doubling from
+# t + K + 1 passes every float64 in 1024 steps, and bisecting a float64 bit range takes at most 64.
+_MAX_DOUBLINGS = 1100
+_MAX_BISECTIONS = 64
+
+
+def _upper_bound(due_total: Callable[[float], int], t: int, hi: float) -> float:
+    """A time by which at least ``t`` draws are due (``hi`` unless float error ate the margin)."""
+    for _ in range(_MAX_DOUBLINGS):
+        if due_total(hi) >= t:
+            return hi
+        hi *= 2.0
+    raise StreamclipError(
+        f"internal error: no time has {t} draws due (searched up to {hi:g}); the caps cannot be reached "
+        "exactly. Please report this with the cluster sizes, strategy and total_samples."
+    )
+
+
+def _bisect_bits(due_total: Callable[[float], int], t: int, lo: float, hi: float) -> tuple[int, int]:
+    """Adjacent float64 bit patterns (lo, hi) with fewer than ``t`` draws due at lo and ``t`` or more at hi.
+
+    Non-negative float64 values order like their bit patterns, so bisecting those ends at the adjacent pair.
+    """
+    lo_bits, hi_bits = _as_bits(lo), _as_bits(hi)
+    for _ in range(_MAX_BISECTIONS):
+        if hi_bits - lo_bits <= 1:
+            return lo_bits, hi_bits
+        mid = (lo_bits + hi_bits) // 2
+        if due_total(_from_bits(mid)) >= t:
+            hi_bits = mid
+        else:
+            lo_bits = mid
+    raise StreamclipError(f"internal error: bisection for draw {t} did not converge between {lo!r} and {hi!r}")
+
+
 def counts_at(schedule: RunSchedule, t: int) -> NDArray[np.int64]:
     """int64[K]: draws of each cluster among the first ``t`` draws of the run (``sum == t``)."""
     total = schedule.total_samples
     if not isinstance(t, Integral) or isinstance(t, bool) or not 0 <= t <= total:
-        raise ValueError(f"t must be an integer in [0, total_samples={total}], got {t=}")
+        raise ConfigError(f"t must be an integer in [0, total_samples={total}], got {t=}")
     t = int(t)
     k = schedule.num_clusters
     if t == 0:
@@ -74,17 +111,8 @@ def counts_at(schedule: RunSchedule, t: int) -> NDArray[np.int64]:
     lo = max(0.0, t - k - 1.0)
     if due_total(lo) >= t:
         lo = 0.0  # due_total(0) == 0 < t
-    hi = t + k + 1.0
-    while due_total(hi) < t:  # only if float error ate the margin
-        hi *= 2.0
-    # Non-negative float64 values order like their bit patterns: bisect those to the adjacent pair.
-    lo_bits, hi_bits = _as_bits(lo), _as_bits(hi)
-    while hi_bits - lo_bits > 1:
-        mid = (lo_bits + hi_bits) // 2
-        if due_total(_from_bits(mid)) >= t:
-            hi_bits = mid
-        else:
-            lo_bits = mid
+    hi = _upper_bound(due_total, t, t + k + 1.0)
+    lo_bits, hi_bits = _bisect_bits(due_total, t, lo, hi)
     before = _due(schedule, _from_bits(lo_bits), offsets)
     tied = _due(schedule, _from_bits(hi_bits), offsets) - before
     # Draws due at exactly x: lower cluster ids first.

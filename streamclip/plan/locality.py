@@ -12,6 +12,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 
+from streamclip.errors import ConfigError
+
 __all__ = ["max_distinct_in_windows"]
 
 
@@ -25,9 +27,9 @@ def max_distinct_in_windows(keys: ArrayLike, window: int) -> int:
     """
     keys = np.asarray(keys)
     if keys.ndim != 1:
-        raise ValueError(f"keys must be 1-D, got shape {keys.shape}")
+        raise ConfigError(f"keys must be 1-D, got shape {keys.shape}")
     if window < 1:
-        raise ValueError(f"window must be >= 1, got {window}")
+        raise ConfigError(f"window must be >= 1, got {window}")
     n = len(keys)
     if n == 0:
         return 0

@@ -13,11 +13,12 @@ from typing import Mapping, Union
 import numpy as np
 from numpy.typing import NDArray
 
+from streamclip.errors import ConfigError
 from streamclip.plan.counts import counts_at
 from streamclip.plan.schedule import RunSchedule
 from streamclip.plan.segment import ClusterLayout
 
-__all__ = ["PlanSummary", "plot_plan", "summarize"]
+__all__ = ["PlanPicture", "PlanSummary", "plan_picture", "plot_plan", "summarize"]
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -49,7 +50,7 @@ def summarize(layout_or_sizes: Union[ClusterLayout, NDArray[np.int64]], schedule
     """Summarise the whole run of ``schedule`` on a layout (or just its cluster sizes)."""
     sizes = layout_or_sizes.cluster_sizes if isinstance(layout_or_sizes, ClusterLayout) else np.asarray(layout_or_sizes)
     if not np.array_equal(sizes, schedule.sizes):
-        raise ValueError("the schedule was built for other cluster sizes than the ones given to summarize")
+        raise ConfigError("the schedule was built for other cluster sizes than the ones given to summarize")
     total = schedule.total_samples
     draws = counts_at(schedule, total)
     return PlanSummary(
@@ -63,46 +64,118 @@ def summarize(layout_or_sizes: Union[ClusterLayout, NDArray[np.int64]], schedule
     )
 
 
-def _shares_over_time(schedule: RunSchedule, points: int) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """Fraction of training at interval midpoints, and float64[points, K] instantaneous shares."""
-    grid = np.linspace(0.0, schedule.total_samples, points + 1)
-    draws = np.stack([schedule.draws(t) for t in grid])
-    shares = np.diff(draws, axis=0) / np.diff(grid)[:, None]
-    return (grid[:-1] + grid[1:]) / 2 / schedule.total_samples, shares
+@dataclass(frozen=True, slots=True, eq=False)
+class PlanPicture:
+    """What ``plot_plan`` draws for one strategy, as data (so it can be checked without reading pixels).
+
+    Rows are clusters sorted by size, largest first (row 0 on top); with more clusters than rows,
+    each row sums ``row_bounds[r]..row_bounds[r+1]`` of that order.
+    """
+
+    edges: NDArray[np.float64]  # float64[C+1]: fraction of training at the column edges
+    order: NDArray[np.int64]  # int64[K]: cluster ids, largest first (ties by id)
+    row_bounds: NDArray[np.int64]  # int64[R+1]: rows as ranges of ``order``
+    shares: NDArray[np.float64]  # float64[R, C]: each row's share of the draws in each column
+    knockout_at: NDArray[np.float64]  # fraction of training at which each knocked-out cluster hit its cap
+    knockout_row: NDArray[np.int64]  # the row of that cluster
+    knockout_cluster: NDArray[np.int64]  # its id
+
+    @property
+    def clusters_per_row(self) -> float:
+        return len(self.order) / (len(self.row_bounds) - 1)
 
 
-def plot_plan(summaries: Mapping[str, PlanSummary], path: str | Path, *, top: int = 8) -> Path:
-    """Write a PNG: cluster shares over training for the first strategy (``top`` clusters plus
-    "other", stacked), and the per-document repeat distribution of every strategy."""
+def plan_picture(schedule: RunSchedule, *, columns: int = 200, max_rows: int = 400) -> PlanPicture:
+    """Every cluster's share of the draws over training, and where each is knocked out.
+
+    O(columns * K): the schedule is evaluated at the column edges only, never per sample.
+    """
+    if columns < 1 or max_rows < 1:
+        raise ConfigError(f"columns and max_rows must be >= 1, got {columns=}, {max_rows=}")
+    total = schedule.total_samples
+    edges = np.linspace(0.0, float(total), columns + 1)
+    draws = np.stack([schedule.draws(t) for t in edges])  # float64[C+1, K]
+    shares = np.diff(draws, axis=0) / np.diff(edges)[:, None]  # float64[C, K]
+    k = schedule.num_clusters
+    order = np.lexsort((np.arange(k), -schedule.sizes))
+    rows = min(k, max_rows)
+    row_bounds = np.linspace(0, k, rows + 1).round().astype(np.int64)
+    binned = np.add.reduceat(shares[:, order], row_bounds[:-1], axis=1).T  # float64[R, C]
+    row_of_cluster = np.empty(k, dtype=np.int64)
+    row_of_cluster[order] = np.searchsorted(row_bounds, np.arange(k), side="right") - 1
+    times = schedule.knockout_times()
+    knocked = np.flatnonzero(np.isfinite(times))
+    return PlanPicture(
+        edges=edges / total, order=order, row_bounds=row_bounds, shares=binned,
+        knockout_at=times[knocked] / total, knockout_row=row_of_cluster[knocked], knockout_cluster=knocked,
+    )
+
+
+def plot_plan(summaries: Mapping[str, PlanSummary], path: str | Path, *, top: int = 8,
+              size_px: tuple[int, int] | None = None, dpi: int = 100) -> Path:
+    """Write a PNG that shows what each strategy does to every cluster, the tail included.
+
+    One heatmap per strategy: x is training progress, y every cluster by size (largest on top;
+    binned to at most 400 rows), colour its share of the draws on a log scale, black once it gets
+    none, and a white dot where it hits its cap (knock-out). A last panel puts each cluster's mean
+    repeats (draws / size) against its size. ``top`` largest clusters get their id on the y axis
+    (when not binned). ``size_px`` is the image size (default grows with the number of strategies).
+    """
     if not summaries:
-        raise ValueError("plot_plan needs at least one named PlanSummary")
+        raise ConfigError("plot_plan needs at least one named PlanSummary")
+    from matplotlib.colors import LogNorm
     from matplotlib.figure import Figure  # no pyplot: leaves the caller's backend and global state alone
 
     names = list(summaries)
-    first = summaries[names[0]]
-    when, shares = _shares_over_time(first.schedule, points=200)
-    biggest = np.argsort(-first.draws, kind="stable")[:top]
-    layers = [shares[:, k] for k in biggest]
-    labels = [f"cluster {k}" for k in biggest]
-    if first.schedule.num_clusters > len(biggest):
-        layers.append(shares.sum(axis=1) - np.sum(layers, axis=0))
-        labels.append("other")
-
-    fig = Figure(figsize=(12, 4.5))
-    left, right = fig.subplots(1, 2)
-    left.stackplot(when, layers, labels=labels)
-    left.set(title=f"Cluster shares over training: {names[0]}", xlabel="fraction of training",
-             ylabel="share of draws", xlim=(0, 1), ylim=(0, 1))
-    left.legend(loc="upper right", fontsize="small")
-
-    histograms = {name: s.repeat_histogram() for name, s in summaries.items()}
-    width = 0.8 / len(names)
-    for i, (name, hist) in enumerate(histograms.items()):
-        repeats = np.arange(len(hist))
-        right.bar(repeats + (i - (len(names) - 1) / 2) * width, hist / hist.sum(), width=width, label=name)
-    right.set(title="Times each document is seen", xlabel="repeats per document", ylabel="fraction of documents")
-    right.legend(fontsize="small")
-    fig.tight_layout()
+    width, height = size_px if size_px is not None else (420 * len(names) + 520, 640)
+    fig = Figure(figsize=(width / dpi, height / dpi), dpi=dpi, layout="constrained")
+    axes = fig.subplots(1, len(names) + 1, gridspec_kw={"width_ratios": [3] * len(names) + [2.4]})
+    pictures = {name: plan_picture(summaries[name].schedule) for name in names}
+    positive = np.concatenate([p.shares[p.shares > 0] for p in pictures.values()])
+    norm = LogNorm(vmin=max(float(positive.min(initial=1.0)), 1e-12), vmax=float(positive.max(initial=1.0)))
+    image = None
+    for index, (ax, name) in enumerate(zip(axes, names)):
+        image = _draw_heatmap(ax, name, pictures[name], summaries[name], norm, top, first=index == 0)
+    fig.colorbar(image, ax=list(axes[:-1]), label="share of draws (log)", fraction=0.03, pad=0.01)
+    _draw_repeats(axes[-1], summaries)
     out = Path(path)
-    fig.savefig(out, dpi=100)
+    fig.savefig(out, dpi=dpi)
     return out
+
+
+def _draw_heatmap(ax, name: str, picture: PlanPicture, summary: PlanSummary, norm, top: int, *, first: bool):  # -> AxesImage
+    from matplotlib import colormaps
+
+    cmap = colormaps["viridis"].with_extremes(bad="black", under="black")
+    rows = len(picture.row_bounds) - 1
+    masked = np.ma.masked_less_equal(picture.shares, 0.0)
+    image = ax.imshow(masked, aspect="auto", interpolation="nearest", cmap=cmap, norm=norm,
+                      extent=(0.0, 1.0, rows, 0.0))
+    ax.scatter(picture.knockout_at, picture.knockout_row + 0.5, s=9, c="white", edgecolors="black",
+               linewidths=0.3, zorder=3, label="knock-out (cap reached)")
+    k = len(picture.order)
+    if rows < k:
+        ylabel = f"{k} clusters by size, largest on top\n(binned: {rows} rows of ~{picture.clusters_per_row:.0f}, shares summed)"
+    else:
+        ylabel = f"{k} clusters by size, largest on top (ids)"
+        shown = min(top, k)
+        ax.set_yticks(np.arange(shown) + 0.5, [str(c) for c in picture.order[:shown]], fontsize="x-small")
+    knocked = len(picture.knockout_cluster)
+    ax.set(title=f"{name}: {knocked} of {k} knocked out, {summary.total_unique_seen / summary.sizes.sum():.0%} docs seen",
+           xlabel="fraction of training", ylabel=ylabel if first else "", xlim=(0, 1), ylim=(rows, 0))
+    ax.title.set_fontsize("small")
+    if knocked:
+        ax.legend(loc="lower left", fontsize="x-small", framealpha=0.7)
+    return image
+
+
+def _draw_repeats(ax, summaries: Mapping[str, PlanSummary]) -> None:
+    for name, s in summaries.items():
+        drawn = s.draws > 0  # a cluster never drawn has no place on a log axis
+        ax.scatter(s.sizes[drawn], s.draws[drawn] / s.sizes[drawn], s=8, alpha=0.5, label=name)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set(title="Mean repeats per document, by cluster", xlabel="cluster size (documents)",
+           ylabel="draws / size (1 = each document once)")
+    ax.title.set_fontsize("small")
+    ax.legend(fontsize="x-small")

@@ -18,8 +18,8 @@ from numbers import Integral, Real
 import numpy as np
 from numpy.typing import NDArray
 
-from streamclip.errors import PlanInfeasible
-from streamclip.plan.strategies import Schedule, SimpleStrategy, Strategy
+from streamclip.errors import ConfigError, PlanInfeasible
+from streamclip.plan.strategies import Schedule, SimpleStrategy, Strategy, check_strategy
 
 __all__ = ["RunSchedule", "check_sizes"]
 
@@ -28,12 +28,12 @@ def check_sizes(sizes: NDArray[np.int64]) -> NDArray[np.int64]:
     """Return ``sizes`` as a read-only int64[K] copy, or raise naming the problem."""
     arr = np.asarray(sizes)
     if arr.ndim != 1 or arr.size == 0:
-        raise ValueError(f"cluster sizes must be a non-empty 1-D array, got shape {arr.shape}")
+        raise ConfigError(f"cluster sizes must be a non-empty 1-D array, got shape {arr.shape}")
     if not np.issubdtype(arr.dtype, np.integer):
-        raise ValueError(f"cluster sizes must be integers, got dtype {arr.dtype}")
+        raise ConfigError(f"cluster sizes must be integers, got dtype {arr.dtype}")
     if (arr < 1).any():
         bad = int(np.flatnonzero(arr < 1)[0])
-        raise ValueError(f"every cluster needs at least one sample, got size {int(arr[bad])} for cluster {bad}")
+        raise ConfigError(f"every cluster needs at least one sample, got size {int(arr[bad])} for cluster {bad}")
     out = arr.astype(np.int64, copy=True)
     out.flags.writeable = False
     return out
@@ -48,6 +48,7 @@ class _Level:
     """
 
     breaks: NDArray[np.float64]  # b sorted ascending, inf for uncapped
+    cluster_breaks: NDArray[np.float64]  # b in cluster-id order
     f_at_breaks: NDArray[np.float64]  # f(b_j), non-decreasing
     full_before: NDArray[np.float64]  # A_j
     rising_weight: NDArray[np.float64]  # B_j
@@ -63,7 +64,7 @@ class _Level:
         rising = np.cumsum(w[::-1])[::-1]
         with np.errstate(invalid="ignore"):
             f = np.where(np.isinf(b), np.inf, full_before + b * rising)
-        return cls(b, np.maximum.accumulate(f), full_before, rising, order)
+        return cls(b, breaks, np.maximum.accumulate(f), full_before, rising, order)
 
     def level(self, u: float) -> float:
         """The level after ``u`` draws in this phase; monotone in ``u`` even in float arithmetic."""
@@ -89,9 +90,9 @@ class RunSchedule:
     def __init__(self, sizes: NDArray[np.int64], strategy: Strategy, total_samples: int) -> None:
         self.sizes = check_sizes(sizes)
         if not isinstance(total_samples, Integral) or isinstance(total_samples, bool) or total_samples < 1:
-            raise ValueError(f"total_samples must be an integer >= 1, got {total_samples=}")
+            raise ConfigError(f"total_samples must be an integer >= 1, got {total_samples=}")
         self.total_samples = int(total_samples)
-        self.strategy = strategy
+        self.strategy = strategy = check_strategy(strategy)
         # A simple strategy is one phase; its own cap is the run's cap (Phase() would refuse a capped one).
         phases = [(p.until, p.strategy) for p in strategy.phases] if isinstance(strategy, Schedule) else [(1.0, strategy)]
         caps = np.floor(np.asarray(strategy.caps(self.sizes), dtype=np.float64))
@@ -129,16 +130,21 @@ class RunSchedule:
     def _phase_weights(self, strategy: SimpleStrategy) -> NDArray[np.float64]:
         weights = np.asarray(strategy.weights(self.sizes), dtype=np.float64)
         if weights.shape != self.sizes.shape or not np.isfinite(weights).all() or (weights <= 0).any():
-            raise ValueError(
+            raise ConfigError(
                 f"{strategy!r} gives weights that are not all finite and > 0 for these {len(self.sizes)} "
                 "clusters (e.g. a temperature so extreme that small weights underflow); use a milder setting"
             )
         return weights / weights.sum()
 
     def _phase_draws(self, index: int, u: float) -> NDArray[np.float64]:
-        level = self._levels[index].level(u)
+        # A cluster whose breakpoint the level has reached is at its cap exactly: w * (R / w) and
+        # start + (cap - start) can land an ulp below the cap in float, and floor() of that is one
+        # draw short for ever, so the run's last draw would never become due.
+        phase = self._levels[index]
+        level = phase.level(u)
         rising = np.minimum(self._remaining[index], self._weights[index] * level)
-        return np.minimum(self._start_draws[index] + rising, self.caps)
+        draws = np.minimum(self._start_draws[index] + rising, self.caps)
+        return np.where(phase.cluster_breaks <= level, self.caps, draws)
 
     @property
     def num_clusters(self) -> int:
@@ -147,7 +153,7 @@ class RunSchedule:
     def draws(self, t: float) -> NDArray[np.float64]:
         """float64[K]: the continuous draws of each cluster after ``t`` draws of the run, 0 <= t <= total."""
         if not isinstance(t, Real) or not 0 <= t <= self.total_samples:
-            raise ValueError(f"t must be a number in [0, total_samples={self.total_samples}], got {t=}")
+            raise ConfigError(f"t must be a number in [0, total_samples={self.total_samples}], got {t=}")
         return self.draws_unchecked(float(t))
 
     def draws_unchecked(self, x: float) -> NDArray[np.float64]:

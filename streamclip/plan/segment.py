@@ -15,6 +15,7 @@ from numbers import Integral
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from streamclip.errors import ConfigError
 from streamclip.plan.counts import counts_at
 from streamclip.plan.schedule import RunSchedule
 from streamclip.plan.walk import walk_clusters
@@ -25,7 +26,7 @@ __all__ = ["ClusterLayout", "num_segments", "plan_segment"]
 def _frozen_int64(values: ArrayLike, what: str) -> NDArray[np.int64]:
     arr = np.asarray(values)
     if arr.size and not np.issubdtype(arr.dtype, np.integer):
-        raise ValueError(f"{what} must be integers, got dtype {arr.dtype}")
+        raise ConfigError(f"{what} must be integers, got dtype {arr.dtype}")
     out = arr.astype(np.int64, copy=True)
     out.flags.writeable = False
     return out
@@ -46,18 +47,18 @@ class ClusterLayout:
         sizes = _frozen_int64(self.samples_per_shard, "samples_per_shard")
         ranges = _frozen_int64(self.shard_cluster_ranges, "shard_cluster_ranges")
         if sizes.ndim != 1 or sizes.size == 0 or (sizes < 1).any():
-            raise ValueError("samples_per_shard must be a non-empty 1-D array of positive counts (no empty shards)")
+            raise ConfigError("samples_per_shard must be a non-empty 1-D array of positive counts (no empty shards)")
         if ranges.ndim != 2 or ranges.shape[1] != 2 or ranges.shape[0] == 0:
-            raise ValueError(f"shard_cluster_ranges must have shape (K, 2) with K >= 1, got {ranges.shape}")
+            raise ConfigError(f"shard_cluster_ranges must have shape (K, 2) with K >= 1, got {ranges.shape}")
         if (ranges[:, 1] <= ranges[:, 0]).any():
             bad = int(np.flatnonzero(ranges[:, 1] <= ranges[:, 0])[0])
-            raise ValueError(f"cluster {bad} owns no shard: range {ranges[bad].tolist()}; every cluster needs one")
+            raise ConfigError(f"cluster {bad} owns no shard: range {ranges[bad].tolist()}; every cluster needs one")
         gaps = np.flatnonzero(ranges[1:, 0] != ranges[:-1, 1])
         if ranges[0, 0] != 0 or ranges[-1, 1] != len(sizes) or gaps.size:
             where = (f"cluster {gaps[0]} ends at shard {ranges[gaps[0], 1]} but cluster {gaps[0] + 1} starts at "
                      f"{ranges[gaps[0] + 1, 0]}" if gaps.size else
                      f"they cover shards {ranges[0, 0]}..{ranges[-1, 1]}")
-            raise ValueError(f"cluster shard ranges must tile shards 0..{len(sizes)} contiguously in cluster order; {where}")
+            raise ConfigError(f"cluster shard ranges must tile shards 0..{len(sizes)} contiguously in cluster order; {where}")
         ends = np.cumsum(sizes)
         offsets = ends - sizes
         cluster_sizes = ends[ranges[:, 1] - 1] - offsets[ranges[:, 0]]
@@ -82,7 +83,7 @@ class ClusterLayout:
 
 def _check_int(value: object, name: str, minimum: int) -> int:
     if not isinstance(value, Integral) or isinstance(value, bool) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {name}={value!r}")
+        raise ConfigError(f"{name} must be an integer >= {minimum}, got {name}={value!r}")
     return int(value)
 
 
@@ -103,7 +104,7 @@ def plan_segment(
     epoch_size = _check_int(epoch_size, "epoch_size", 1)
     epoch = _check_int(epoch, "epoch", 0)
     if not np.array_equal(layout.cluster_sizes, schedule.sizes):
-        raise ValueError(
+        raise ConfigError(
             "the schedule was built for other cluster sizes than this layout's; "
             "build RunSchedule(layout.cluster_sizes, strategy, total_samples)"
         )
@@ -111,7 +112,7 @@ def plan_segment(
     begin = epoch * epoch_size
     if begin >= total:
         segments = num_segments(total, epoch_size)
-        raise ValueError(
+        raise ConfigError(
             f"epoch={epoch} is beyond the run: total_samples={total} at epoch_size={epoch_size} makes "
             f"{segments} segments (epochs 0..{segments - 1})"
         )

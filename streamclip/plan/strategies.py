@@ -20,10 +20,12 @@ import inspect
 import math
 from dataclasses import KW_ONLY, dataclass
 from numbers import Real
-from typing import Any, Callable, ClassVar, Mapping, Union
+from typing import AbstractSet, Any, Callable, ClassVar, Iterable, Mapping, Sequence, Union
 
 import numpy as np
 from numpy.typing import NDArray
+
+from streamclip.errors import ConfigError
 
 __all__ = [
     "STRATEGIES",
@@ -38,6 +40,7 @@ __all__ = [
     "Weighted",
     "general_to_specific",
     "specific_to_general",
+    "check_strategy",
     "strategy_from_dict",
     "strategy_from_spec",
 ]
@@ -53,8 +56,31 @@ def _check_clip(clip: object, *, optional: bool) -> float | None:
         return None
     if not _is_number(clip) or not math.isfinite(clip) or clip < 1:  # type: ignore[operator]
         hint = " (use clip=None for no cap)" if optional else ""
-        raise ValueError(f"clip must be a finite number >= 1 (most repeats of a document per run){hint}, got {clip=}")
+        raise ConfigError(f"clip must be a finite number >= 1 (most repeats of a document per run){hint}, got {clip=}")
     return float(clip)  # type: ignore[arg-type]
+
+
+def _short(value: object, limit: int = 120) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _check_weights(weights: object) -> tuple[float, ...]:
+    """Weights as a tuple of floats, refusing what only looks like a sequence of numbers.
+
+    A string or a mapping iterates without error (``'1234'`` gives four weights, a dict its keys),
+    and a set has no cluster order, so those are refused by type before any value is read.
+    """
+    what = "weights must be a sequence of finite numbers > 0, one per cluster in cluster-id order (e.g. [3, 1, 1])"
+    if isinstance(weights, (str, bytes, Mapping, AbstractSet)) or not isinstance(weights, Iterable):
+        raise ConfigError(f"{what}, got {type(weights).__name__} {_short(weights)}")
+    values = list(weights)
+    if not values:
+        raise ConfigError(f"{what}, got an empty sequence")
+    for index, value in enumerate(values):
+        if not _is_number(value) or not math.isfinite(value) or value <= 0:  # type: ignore[arg-type]
+            raise ConfigError(f"{what}; weight {index} is {_short(value)}")
+    return tuple(float(v) for v in values)
 
 
 def _sizes_array(sizes: NDArray[np.int64]) -> NDArray[np.float64]:
@@ -132,7 +158,7 @@ class Temperature:
 
     def __post_init__(self) -> None:
         if not _is_number(self.t) or not math.isfinite(self.t):
-            raise ValueError(f"t must be a finite number (1 = size-proportional, 0 = uniform), got t={self.t!r}")
+            raise ConfigError(f"t must be a finite number (1 = size-proportional, 0 = uniform), got t={self.t!r}")
         object.__setattr__(self, "t", float(self.t))
         object.__setattr__(self, "clip", _check_clip(self.clip, optional=True))
 
@@ -159,21 +185,13 @@ class Weighted:
     clip: float | None
     name: ClassVar[str] = "weighted"
 
-    def __init__(self, weights: tuple[float, ...], *, clip: float | None = None) -> None:
-        try:
-            values = tuple(float(v) for v in weights)
-        except (TypeError, ValueError):
-            raise ValueError(f"weights must be a sequence of positive numbers, got {weights=}") from None
-        if not values or not all(math.isfinite(v) and v > 0 for v in values):
-            raise ValueError(
-                f"weights must be a non-empty sequence of finite numbers > 0 (one per cluster), got weights={values!r}"
-            )
-        object.__setattr__(self, "values", values)
+    def __init__(self, weights: Sequence[float], *, clip: float | None = None) -> None:
+        object.__setattr__(self, "values", _check_weights(weights))
         object.__setattr__(self, "clip", _check_clip(clip, optional=True))
 
     def weights(self, sizes: NDArray[np.int64]) -> NDArray[np.float64]:
         if len(self.values) != len(sizes):
-            raise ValueError(
+            raise ConfigError(
                 f"weighted strategy has {len(self.values)} weights but the dataset has {len(sizes)} clusters; "
                 "give exactly one weight per cluster"
             )
@@ -199,15 +217,15 @@ class Phase:
 
     def __post_init__(self) -> None:
         if not _is_number(self.until) or not 0 < self.until <= 1:
-            raise ValueError(f"Phase.until must be a fraction of the run in (0, 1], got until={self.until!r}")
+            raise ConfigError(f"Phase.until must be a fraction of the run in (0, 1], got until={self.until!r}")
         object.__setattr__(self, "until", float(self.until))
         if not isinstance(self.strategy, tuple(_SIMPLE.values())):
-            raise ValueError(
+            raise ConfigError(
                 f"a phase needs a simple strategy ({', '.join(_SIMPLE)}), got {self.strategy!r}; "
                 "schedules do not nest"
             )
         if not math.isinf(self.strategy.caps(np.ones(1, dtype=np.int64))[0]):
-            raise ValueError(
+            raise ConfigError(
                 f"a phase's strategy must not cap ({self.strategy!r}): the cap holds over the whole run, "
                 "so give it to the schedule instead, e.g. Schedule(phases, clip=2.0) with Uniform() phases"
             )
@@ -229,10 +247,10 @@ class Schedule:
     def __post_init__(self) -> None:
         phases = tuple(self.phases)
         if not phases or not all(isinstance(p, Phase) for p in phases):
-            raise ValueError(f"a schedule needs a non-empty sequence of Phase, got phases={self.phases!r}")
+            raise ConfigError(f"a schedule needs a non-empty sequence of Phase, got phases={self.phases!r}")
         untils = [p.until for p in phases]
         if any(b <= a for a, b in zip(untils, untils[1:])) or untils[-1] != 1.0:
-            raise ValueError(f"phase ends must increase strictly and the last must be 1.0, got until={untils}")
+            raise ConfigError(f"phase ends must increase strictly and the last must be 1.0, got until={untils}")
         object.__setattr__(self, "phases", phases)
         object.__setattr__(self, "clip", _check_clip(self.clip, optional=True))
 
@@ -249,7 +267,7 @@ Strategy = Union[SimpleStrategy, Schedule]
 
 def _check_switch(switch: object) -> float:
     if not _is_number(switch) or not 0 < switch < 1:  # type: ignore[operator]
-        raise ValueError(f"switch must be a fraction of the run in (0, 1), got {switch=}")
+        raise ConfigError(f"switch must be a fraction of the run in (0, 1), got {switch=}")
     return float(switch)  # type: ignore[arg-type]
 
 
@@ -277,40 +295,70 @@ STRATEGIES: dict[str, Callable[..., Strategy]] = {
 """CLI names to factories; ``strategy_from_spec`` checks parameter names against each signature."""
 
 
-def strategy_from_spec(name: str, **params: Any) -> Strategy:
-    """Build a strategy from its CLI name and keyword parameters, naming any mistake."""
-    factory = STRATEGIES.get(name)
-    if factory is None:
-        raise ValueError(f"unknown strategy {name!r}; choose one of: {', '.join(STRATEGIES)}")
-    accepted = [p for p in inspect.signature(factory).parameters if p not in ("self", "name", "_")]
+_REQUIRED_HINTS = {
+    "weights": "e.g. --weights FILE.json; in Python strategy_params={'weights': [...]}, one weight per cluster",
+    "t": "e.g. --t 0.5; 1 is size-proportional, 0 uniform",
+}
+
+
+def _accepted_names() -> str:
+    return ", ".join(STRATEGIES)
+
+
+def check_strategy(strategy: object) -> Strategy:
+    """Return ``strategy`` if it is one streamclip can plan, else raise naming the accepted ones."""
+    if not isinstance(strategy, (*_SIMPLE.values(), Schedule)):
+        classes = ", ".join(cls.__name__ for cls in (*_SIMPLE.values(), Schedule))
+        raise ConfigError(
+            f"strategy must be a strategy object ({classes}) or, where a name is accepted, one of: "
+            f"{_accepted_names()}; got {type(strategy).__name__} {_short(strategy)}"
+        )
+    return strategy  # type: ignore[return-value]
+
+
+def _build(name: str, factory: Callable[..., Strategy], params: Mapping[str, Any]) -> Strategy:
+    """Call ``factory(**params)`` after checking the keys against its signature, so that a missing or
+    unknown parameter is named (with how to give it) instead of surfacing as a TypeError."""
+    signature = inspect.signature(factory).parameters
+    accepted = [p for p in signature if p not in ("self", "name", "_")]
     unknown = sorted(set(params) - set(accepted))
     if unknown:
-        raise ValueError(
+        raise ConfigError(
             f"strategy {name!r} takes no parameter {', '.join(map(repr, unknown))}; "
             f"it accepts: {', '.join(accepted) or 'no parameters'}"
         )
-    try:
-        return factory(**params)
-    except TypeError as exc:  # a required parameter is missing
-        raise ValueError(f"strategy {name!r}: {exc}; it accepts: {', '.join(accepted)}") from None
+    missing = [p for p in accepted if signature[p].default is inspect.Parameter.empty and p not in params]
+    if missing:
+        needs = "; ".join(f"{p}=... ({_REQUIRED_HINTS.get(p, 'required')})" for p in missing)
+        raise ConfigError(f"strategy {name} needs {needs}")
+    return factory(**params)
+
+
+def strategy_from_spec(name: str, **params: Any) -> Strategy:
+    """Build a strategy from its CLI name and keyword parameters, naming any mistake."""
+    factory = STRATEGIES.get(name) if isinstance(name, str) else None
+    if factory is None:
+        raise ConfigError(f"unknown strategy {_short(name)}; choose one of: {_accepted_names()}")
+    return _build(name, factory, params)
 
 
 def strategy_from_dict(data: Mapping[str, Any]) -> Strategy:
     """Inverse of ``to_dict()``: ``strategy_from_dict(s.to_dict()) == s`` for every strategy."""
     if not isinstance(data, Mapping) or "name" not in data:
-        raise ValueError(f"a strategy dict needs a 'name' key, got {data!r}")
+        raise ConfigError(f"a strategy dict needs a 'name' key, got {_short(data)}")
     params = {k: v for k, v in data.items() if k != "name"}
     name = data["name"]
     if name == Schedule.name:
         unknown = sorted(set(params) - {"phases", "clip"})
-        if unknown or "phases" not in params:
-            raise ValueError(f"a schedule dict has keys 'phases' and optional 'clip', got {sorted(params)}")
-        phases = tuple(Phase(p["until"], strategy_from_dict(p["strategy"])) for p in params["phases"])
-        return Schedule(phases, clip=params.get("clip"))
-    cls = _SIMPLE.get(name)
+        phases = params.get("phases")
+        if unknown or not isinstance(phases, (list, tuple)):
+            raise ConfigError(f"a schedule dict has keys 'phases' (a list) and optional 'clip', got {_short(params)}")
+        for phase in phases:
+            if not isinstance(phase, Mapping) or set(phase) != {"until", "strategy"}:
+                raise ConfigError(f"each phase of a schedule dict has exactly the keys 'until' and 'strategy', got {_short(phase)}")
+        built = tuple(Phase(p["until"], strategy_from_dict(p["strategy"])) for p in phases)
+        return Schedule(built, clip=params.get("clip"))
+    cls = _SIMPLE.get(name) if isinstance(name, str) else None
     if cls is None:
-        raise ValueError(f"unknown strategy {name!r} in dict; known: {', '.join([*_SIMPLE, Schedule.name])}")
-    try:
-        return cls(**params)
-    except TypeError:
-        raise ValueError(f"strategy {name!r} cannot be built from keys {sorted(params)}") from None
+        raise ConfigError(f"unknown strategy {_short(name)} in dict; known: {', '.join([*_SIMPLE, Schedule.name])}")
+    return _build(name, cls, params)

@@ -15,12 +15,14 @@ from numbers import Integral
 import numpy as np
 from numpy.typing import NDArray
 
+from streamclip.errors import ConfigError
+
 __all__ = ["pass_order", "walk_cluster", "walk_clusters"]
 
 
 def _check_seed(seed: object) -> int:
     if not isinstance(seed, Integral) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"seed must be an integer >= 0, got {seed=}")
+        raise ConfigError(f"seed must be an integer >= 0, got {seed=}")
     return int(seed)
 
 
@@ -68,7 +70,7 @@ def walk_clusters(
     stops = np.asarray(stops, dtype=np.int64)
     cluster_ids = np.asarray(cluster_ids, dtype=np.int64)
     if (starts < 0).any() or (stops <= starts).any():
-        raise ValueError("walk ranges need 0 <= start < stop for every cluster")
+        raise ConfigError("walk ranges need 0 <= start < stop for every cluster")
     sizes = np.asarray(cluster_sizes, dtype=np.int64)
     first, num_shards = spans[:, 0], spans[:, 1] - spans[:, 0]
 
@@ -118,9 +120,9 @@ def walk_cluster(
     sizes = np.asarray(samples_per_shard, dtype=np.int64)
     offsets = np.asarray(shard_offsets, dtype=np.int64)
     if sizes.ndim != 1 or sizes.shape != offsets.shape or sizes.size == 0 or (sizes < 1).any():
-        raise ValueError("a cluster needs one or more non-empty shards, with one offset per shard")
+        raise ConfigError("a cluster needs one or more non-empty shards, with one offset per shard")
     if not 0 <= start <= stop:
-        raise ValueError(f"walk positions need 0 <= start <= stop, got {start=}, {stop=}")
+        raise ConfigError(f"walk positions need 0 <= start <= stop, got {start=}, {stop=}")
     if start == stop:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     return walk_clusters(
