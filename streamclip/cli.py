@@ -300,14 +300,9 @@ def plan(dataset: str, strategy: str, compare: str | None, clip: float | None, t
         raise ConfigError(f"--weights holds {len(weights)} weights but {dataset} has {manifest.num_clusters} clusters; give one weight per cluster")
     params = {"clip": clip, "t": temperature, "switch": switch, "weights": weights}
     summaries = {}
-    try:
-        total, size = resolve_budget(manifest.num_documents, total_samples=total_samples, epochs=epochs, epoch_size=epoch_size)
-        for name in names:
-            summaries[name] = summarize(manifest.cluster_sizes, RunSchedule(manifest.cluster_sizes, _strategy(name, params), total))
-    except ValueError as e:  # the plan engine's argument checks; StreamclipErrors pass through to _friendly
-        if isinstance(e, StreamclipError):
-            raise
-        raise click.UsageError(str(e)) from None
+    total, size = resolve_budget(manifest.num_documents, total_samples=total_samples, epochs=epochs, epoch_size=epoch_size)
+    for name in names:  # the plan engine's argument checks are ConfigErrors, printed by _friendly
+        summaries[name] = summarize(manifest.cluster_sizes, RunSchedule(manifest.cluster_sizes, _strategy(name, params), total))
     report = plan_report(manifest, summaries, epoch_size=size)
     if as_json:
         click.echo(json.dumps(report, indent=1))
