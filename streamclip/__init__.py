@@ -7,6 +7,7 @@ The public API of the core (pure numpy, never imports torch). Converting lives i
 from streamclip._version import __version__
 from streamclip.errors import (
     CacheTooSmall,
+    CompatError,
     ConfigError,
     InputError,
     ManifestError,
@@ -21,6 +22,7 @@ from streamclip.manifest import ClusterInfo, Manifest, open_manifest
 
 __all__ = [
     "CacheTooSmall",
+    "CompatError",
     "ConfigError",
     "ClusterInfo",
     "InputError",

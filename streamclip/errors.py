@@ -9,7 +9,8 @@
      ├── UploadError                publishing to object storage failed; no manifest was written
      ├── PlanInfeasible             the training budget exceeds what the caps allow
      ├── ResumeMismatch             a checkpoint belongs to another dataset, strategy, seed or budget
-     └── ShardError                 a shard could not be downloaded or failed its hash check while reading
+     ├── ShardError                 a shard could not be downloaded or failed its hash check while reading
+     └── CompatError                the installed mosaicml-streaming is not the release streamclip mirrors (0.13)
 
 Every message says what happened, the value involved and how to fix it, so a CLI user
 never needs the traceback.
