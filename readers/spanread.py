@@ -12,8 +12,10 @@ their types: ``np.int32``, ``str``, parsed JSON) are exactly what stock returns.
 
 Eviction: streaming publishes shard files by rename and evicts them by unlinking, never by
 rewriting in place, so a mapping always shows a complete, correct shard (a deleted file stays
-readable while mapped). :meth:`ShardSpanReader.current` notices a file that is gone or was
-replaced (another inode) and drops the old mapping, so deleted files are not kept alive.
+readable while mapped). But a deleted file keeps its blocks on disk while it is mapped, so under
+a cache limit the reader drops the mappings of evicted or replaced files after every chunk
+(:meth:`ShardSpanReader.forget_stale`); :meth:`ShardSpanReader.current` also notices a file that
+is gone or was replaced (another inode) when the shard is read again.
 """
 
 from __future__ import annotations
@@ -97,7 +99,7 @@ class ShardSpanReader:
     """Decodes batches of samples from the raw files of ``shards`` (stock MDS shard readers).
 
     Not thread-safe: one reader per iterating thread. Mappings live until :meth:`release`,
-    :meth:`forget_unused` or :meth:`current` finds their file gone or replaced.
+    :meth:`forget_unused`, :meth:`forget_stale`, or :meth:`current` finds their file gone or replaced.
     """
 
     def __init__(self, shards: Sequence[Reader]) -> None:
@@ -146,6 +148,19 @@ class ShardSpanReader:
         evicted meanwhile do not stay on disk and the number of mappings stays bounded."""
         for sid in [sid for sid, m in self._mapped.items() if self._tick - m.last_used >= keep_last]:
             del self._mapped[sid]
+
+    def forget_stale(self, evicted: NDArray[np.bool_]) -> None:
+        """Drop the mappings of shards marked ``evicted`` and of those whose file is gone or replaced: an
+        unlinked file's blocks are freed only once nothing maps it."""
+        for sid in list(self._mapped):
+            if evicted[sid] or not self._maps_file(sid):
+                del self._mapped[sid]
+
+    def _maps_file(self, shard_id: int) -> bool:
+        try:
+            return _identity(os.stat(self.path(shard_id))) == self._mapped[shard_id].identity
+        except FileNotFoundError:
+            return False
 
     def release(self) -> None:
         """Drop every mapping (the OS unmaps when the last reference goes)."""
