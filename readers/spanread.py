@@ -29,6 +29,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
+from streamclip.errors import ShardError
+
 if TYPE_CHECKING:
     from streaming.base.format.base.reader import Reader
 
@@ -57,10 +59,10 @@ class _Mapped:
         n = shard.samples
         u8 = np.frombuffer(self.mm, np.uint8)
         if len(u8) < 4 * (n + 2) or int(u8[:4].view(np.uint32)[0]) != n:
-            raise ValueError(f"{path}: not an MDS shard of {n} samples (truncated or another file)")
+            raise ShardError(f"{path}: not an MDS shard of {n} samples (truncated or another file)")
         self.offsets = u8[4 : 4 * (n + 2)].view(np.uint32).astype(np.int64)
         if self.offsets[-1] > len(u8):
-            raise ValueError(f"{path}: offsets point past the end of the file ({self.offsets[-1]} > {len(u8)} bytes)")
+            raise ShardError(f"{path}: offsets point past the end of the file ({self.offsets[-1]} > {len(u8)} bytes)")
         self.tables = _parse_columns(u8, self.offsets, shard, path) if _is_fast(shard.column_encodings, shard.column_sizes) else None
         self.last_used = 0
 
@@ -87,7 +89,7 @@ def _parse_columns(u8: NDArray[np.uint8], offsets: NDArray[np.int64], shard: Rea
             pos, var = end, var + 1
     if not np.array_equal(pos, ends):
         bad = int(np.flatnonzero(pos != ends)[0])
-        raise ValueError(f"{path}: corrupt sample {bad}: its columns end at byte {int(pos[bad])}, the offsets table says {int(ends[bad])}")
+        raise ShardError(f"{path}: corrupt sample {bad}: its columns end at byte {int(pos[bad])}, the offsets table says {int(ends[bad])}")
     return tables
 
 
