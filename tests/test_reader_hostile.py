@@ -8,10 +8,12 @@ import os
 import re
 import shutil
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from streaming.base.dataset import _ShardState
 from streaming.base.stream import Stream
 
 from streamclip import ConfigError, ManifestError, ShardError
@@ -26,6 +28,7 @@ from conftest import convert_docs
 from reader_helpers import EPOCH, make_dataset
 
 HANG = 60  # seconds: far above an epoch of this dataset; only a hang reaches it
+PREPARING = _ShardState.PREPARING
 
 
 @pytest.fixture(scope="module")
@@ -119,7 +122,7 @@ def run_with_deadline(fn) -> BaseException | None:
 
 def test_a_shard_failing_its_hash_while_the_reader_waits_on_it_raises_instead_of_hanging(copy, monkeypatch):
     """The probe's hang, forced: the prepare thread marks the bad shard PREPARING and fails only once the
-    reader is waiting on it. Stock ``prepare_shard`` left it PREPARING and the reader waited for ever."""
+    reader needs it too. Stock ``prepare_shard`` left it PREPARING and the reader waited for ever."""
     probe = make_dataset(copy)
     bad = shard_order(probe)[-1]  # read last: the prepare thread reaches it long before the reader
     del probe
@@ -136,7 +139,11 @@ def test_a_shard_failing_its_hash_while_the_reader_waits_on_it_raises_instead_of
 
     def noted(self, shard_id, **kwargs):
         found = current(self, shard_id, **kwargs)
-        if shard_id == bad and not found:
+        if shard_id == bad and not found and not reader_waits.is_set():  # let the prepare thread take it first, then fail
+            for _ in range(HANG * 100):
+                if ds._shard_states[bad] == PREPARING:
+                    break
+                time.sleep(0.01)
             reader_waits.set()
         return found
 
