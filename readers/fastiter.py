@@ -24,8 +24,10 @@ and reads touch nothing. What a node must hold is then the shards between its sl
 its furthest prepare thread (``cachefit.node_window``), not twice that as with stock's clock.
 A shard just downloaded carries stock's clock stamp, larger than any position, until its key is set.
 A shard evicted after it was ready is prepared again before it is read, as stock ``get_item`` does.
-Under a cache limit, mappings of shards evicted meanwhile are dropped after every chunk read, so an
-unlinked file does not keep its blocks on disk past ``cache_limit``.
+Under a cache limit, once a chunk is decoded the reader keeps only the mappings of LOCAL shards the
+next chunk reads: the shards just read are the next the prepare thread evicts (their uses lie
+behind), and an unlinked file keeps its blocks on disk while mapped, past ``cache_limit``. A shard
+read again after a gap is mapped and parsed again (evicted meanwhile, it would be anyway).
 
 However an iteration ends (exhausted, dropped, or an error in any thread), its prepare and ready
 threads are stopped and joined before control returns (stock leaves them polling until the next
@@ -203,14 +205,15 @@ def _yield_spans(ds: StreamingDataset, it: _Iterator, bounds: NDArray[np.int64],
         else:
             end = len(ids)
         samples = _read(ds, it, reader, shard_ids, ids[positions] - bounds[shard_ids])
+        if ds.cache_limit:  # decoded: the prepare thread may now evict these shards, and a mapped file keeps its blocks
+            upcoming = it.sample_ids[begin + end : begin + end + chunk]
+            reader.forget_stale(ds._shard_states.numpy() != LOCAL, keep=shards_of(bounds, upcoming[upcoming >= 0]))
         # Stock advances yield_index per sample; per STEP samples keeps the prepare thread's
         # predownload pacing (it is all the index is for) at a fraction of the cost.
         for first in range(0, len(samples), STEP):
             it.yield_index = begin + int(positions[first])
             yield from samples[first : first + STEP]
         it.yield_index = begin + end
-        if ds.cache_limit:  # evicted files are unlinked: their mappings must go, or they stay on disk
-            reader.forget_stale(ds._shard_states.numpy() != LOCAL)
         reader.forget_unused(KEEP_MAPPED)
 
 

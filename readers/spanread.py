@@ -151,11 +151,12 @@ class ShardSpanReader:
         for sid in [sid for sid, m in self._mapped.items() if self._tick - m.last_used >= keep_last]:
             del self._mapped[sid]
 
-    def forget_stale(self, evicted: NDArray[np.bool_]) -> None:
-        """Drop the mappings of shards marked ``evicted`` and of those whose file is gone or replaced: an
-        unlinked file's blocks are freed only once nothing maps it."""
+    def forget_stale(self, evicted: NDArray[np.bool_], keep: NDArray[np.int64] | None = None) -> None:
+        """Drop the mappings of shards marked ``evicted``, of those whose file is gone or replaced, and (given
+        ``keep``) of every shard not in it: an unlinked file's blocks are freed only once nothing maps it."""
+        kept = None if keep is None else set(keep.tolist())
         for sid in list(self._mapped):
-            if evicted[sid] or not self._maps_file(sid):
+            if evicted[sid] or (kept is not None and sid not in kept) or not self._maps_file(sid):
                 del self._mapped[sid]
 
     def _maps_file(self, shard_id: int) -> bool:
