@@ -127,13 +127,21 @@ def real_disk_use(cache: Path) -> int:
     """Bytes of ``cache`` in the cache's own unit (file sizes, as ``cache_limit`` counts them): its files plus
     the unlinked files this process still maps or holds open (their blocks are freed only when the last
     mapping goes; the directory listing cannot see them)."""
-    total = sum(e.stat(follow_symlinks=False).st_size for e in os.scandir(cache) if e.is_file(follow_symlinks=False))
+    total = 0
+    for entry in os.scandir(cache):
+        try:
+            total += entry.stat(follow_symlinks=False).st_size
+        except FileNotFoundError:  # evicted or renamed since listed
+            continue
     unlinked = {}
     with open("/proc/self/maps") as maps:
         for line in maps:
             fields = line.rstrip("\n").split(maxsplit=5)
             if len(fields) == 6 and fields[5].startswith(str(cache)) and fields[5].endswith(" (deleted)"):
-                st = os.stat(f"/proc/self/map_files/{fields[0]}")
+                try:
+                    st = os.stat(f"/proc/self/map_files/{fields[0]}")
+                except FileNotFoundError:  # unmapped since the listing
+                    continue
                 unlinked[(st.st_dev, st.st_ino)] = st.st_size
     for fd in os.listdir("/proc/self/fd"):
         try:
