@@ -26,6 +26,7 @@ from streamclip.readers.spanread import ShardSpanReader
 
 from conftest import convert_docs
 from reader_helpers import EPOCH, make_dataset
+from test_s3 import READ, published  # noqa: F401 (a fixture)
 
 HANG = 60  # seconds: far above an epoch of this dataset; only a hang reaches it
 PREPARING = _ShardState.PREPARING
@@ -200,3 +201,13 @@ def test_more_epochs_than_eviction_keys_tell_apart_are_refused_under_a_cache_lim
     with pytest.raises(ConfigError, match="raise epoch_size"):
         ClusterClipDataset(remote=str(dataset), local=str(tmp_path / "c"), cache_limit=10**9, batch_size=1,
                            strategy="random", epoch_size=1, total_samples=fastiter.KEYED_EPOCHS + 1)
+
+
+@pytest.mark.s3
+def test_s3_endpoint_url_is_this_datasets_only(s3, published, tmp_path, monkeypatch):
+    """Review 11: ``s3_endpoint_url=`` used to set ``S3_ENDPOINT_URL`` for the whole process."""
+    monkeypatch.delenv("S3_ENDPOINT_URL")
+    ds = ClusterClipDataset(remote=published.url, local=str(tmp_path / "cache"), **READ, s3_endpoint_url=s3.endpoint)
+    assert "S3_ENDPOINT_URL" not in os.environ
+    assert sum(1 for _ in ds) == ds.epoch_size
+    assert "S3_ENDPOINT_URL" not in os.environ
