@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import numbers
 import os
 import time
 import warnings
@@ -98,7 +99,7 @@ def _check_arguments(*, remote: str | None, local: str | None, strategy: Any, re
     if kwargs.get("batching_method", "random") != "random":
         raise ConfigError(f"ClusterClipDataset supports batching_method='random' only, got batching_method={kwargs['batching_method']!r}")
     batch_size = kwargs.get("batch_size")
-    if batch_size is not None and (not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1):
+    if batch_size is not None and (not isinstance(batch_size, numbers.Integral) or isinstance(batch_size, bool) or batch_size < 1):
         raise ConfigError(f"batch_size is the per-rank batch size (1 or more), got batch_size={batch_size!r}")
     if remote is None and local is None:
         raise ConfigError("give the dataset location: local=DIR, or remote=s3://... with local=CACHE_DIR")
