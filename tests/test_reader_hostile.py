@@ -26,7 +26,6 @@ from streamclip.readers.spanread import ShardSpanReader
 
 from conftest import convert_docs
 from reader_helpers import EPOCH, make_dataset
-from test_s3 import READ, published  # noqa: F401 (a fixture)
 
 HANG = 60  # seconds: far above an epoch of this dataset; only a hang reaches it
 PREPARING = _ShardState.PREPARING
@@ -204,10 +203,14 @@ def test_more_epochs_than_eviction_keys_tell_apart_are_refused_under_a_cache_lim
 
 
 @pytest.mark.s3
-def test_s3_endpoint_url_is_this_datasets_only(s3, published, tmp_path, monkeypatch):
+def test_s3_endpoint_url_is_this_datasets_only(s3, dataset, tmp_path, monkeypatch):
     """Review 11: ``s3_endpoint_url=`` used to set ``S3_ENDPOINT_URL`` for the whole process."""
+    client, prefix = s3.client(), "datasets/hostile-endpoint"
+    for path in dataset.iterdir():
+        client.put_object(Bucket=s3.bucket, Key=f"{prefix}/{path.name}", Body=path.read_bytes())
     monkeypatch.delenv("S3_ENDPOINT_URL")
-    ds = ClusterClipDataset(remote=published.url, local=str(tmp_path / "cache"), **READ, s3_endpoint_url=s3.endpoint)
+    ds = ClusterClipDataset(remote=f"s3://{s3.bucket}/{prefix}", local=str(tmp_path / "cache"), batch_size=16,
+                            num_canonical_nodes=2, epoch_size=EPOCH, s3_endpoint_url=s3.endpoint)
     assert "S3_ENDPOINT_URL" not in os.environ
-    assert sum(1 for _ in ds) == ds.epoch_size
+    assert sum(1 for _ in ds) == EPOCH
     assert "S3_ENDPOINT_URL" not in os.environ
