@@ -25,25 +25,30 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import numbers
 import os
 import time
 import warnings
 import weakref
 from collections.abc import Callable
 from functools import partial
-from typing import Any
+from typing import Any, get_args
 
 import numpy as np
 from numpy.typing import NDArray
 from streaming import StreamingDataset
+from streaming.base.dataset import _ShardState
+from streaming.base.util import bytes_to_int
 
-from streamclip.errors import ManifestError, PlanInfeasible, ResumeMismatch, ShardError
+from streamclip.errors import CacheTooSmall, ConfigError, ManifestError, PlanInfeasible, ResumeMismatch, ShardError, StreamclipError
 from streamclip.manifest import INDEX_NAME, Manifest, open_manifest
 from streamclip.planning import resolve_budget
 from streamclip.plan import ClusterLayout, RunSchedule, Strategy, num_segments, plan_segment, strategy_from_spec
 from streamclip.readers.cachefit import CacheFit, check_block_size, fit_block_size, workers_shortfall
-from streamclip.readers.fastiter import iter_spans, prepare_spans, ready_spans
-from streamclip.readers.reserve import prepare_shard_reserved
+from streamclip.readers.fastiter import check_keyable, iter_spans, prepare_spans, ready_spans, stop_iteration
+from streamclip.readers.localdir import guard_streams, refuse_planted_files
+from streamclip.readers.reserve import cache_lock, prepare_shard_reserved
+from streamclip.readers.s3endpoint import endpoint_env, use_endpoint
 
 STATE_KEY = "streamclip"
 logger = logging.getLogger(__name__)
@@ -75,6 +80,41 @@ def plan_fingerprint(manifest: Manifest, strategy: Strategy, *, seed: int, total
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+def _is_url(location: str | None) -> bool:
+    return location is not None and "://" in location
+
+
+def _check_arguments(*, remote: str | None, local: str | None, strategy: Any, read_path: str, cache_workers: int,
+                     kwargs: dict[str, Any]) -> None:
+    """Refuse at construction what stock streaming or the plan would only trip over at the first iteration."""
+    if read_path not in READ_PATHS:
+        raise ConfigError(f"read_path must be one of {', '.join(map(repr, READ_PATHS))}, got read_path={read_path!r}")
+    if not isinstance(cache_workers, int) or isinstance(cache_workers, bool) or cache_workers < 1:
+        raise ConfigError(f"cache_workers is the DataLoader's num_workers the cache is fitted for (1 or more), got cache_workers={cache_workers!r}")
+    if not isinstance(strategy, (str, *get_args(Strategy))):
+        raise ConfigError(f"strategy={strategy!r} is not a strategy: pass a name ('clusterclip', ...) or a streamclip.plan strategy object")
+    for name in ("streams", "sampling_method", "sampling_granularity"):
+        if name in kwargs:
+            raise ConfigError(f"ClusterClipDataset does not take {name}=; one streamclip dataset is one stream, and the plan decides each epoch")
+    if kwargs.get("batching_method", "random") != "random":
+        raise ConfigError(f"ClusterClipDataset supports batching_method='random' only, got batching_method={kwargs['batching_method']!r}")
+    batch_size = kwargs.get("batch_size")
+    if batch_size is not None and (not isinstance(batch_size, numbers.Integral) or isinstance(batch_size, bool) or batch_size < 1):
+        raise ConfigError(f"batch_size is the per-rank batch size (1 or more), got batch_size={batch_size!r}")
+    if remote is None and local is None:
+        raise ConfigError("give the dataset location: local=DIR, or remote=s3://... with local=CACHE_DIR")
+    if kwargs.get("cache_limit"):
+        if batch_size is None:
+            raise ConfigError(f"cache_limit={kwargs['cache_limit']!r} needs batch_size: the cache is fitted batch by batch; "
+                              "pass batch_size= (the DataLoader's per-rank batch size)")
+        same = remote is None or (not _is_url(remote) and local is not None and os.path.realpath(remote) == os.path.realpath(local))
+        if same:
+            raise ConfigError(
+                f"cache_limit={kwargs['cache_limit']!r} evicts shards from local; without a separate remote they would be deleted "
+                "for good. Give remote= (where the shards are kept) and a cache directory as local=, or drop cache_limit"
+            )
+
+
 class ClusterClipDataset(StreamingDataset):
     """A ``StreamingDataset`` over a streamclip dataset that samples clusters by a strategy.
 
@@ -87,10 +127,10 @@ class ClusterClipDataset(StreamingDataset):
 
     ``remote="s3://bucket/prefix"`` with ``local=CACHE_DIR`` streams from object storage; the
     manifest is read from the remote. The endpoint of an S3-compatible store comes from
-    ``S3_ENDPOINT_URL``, or from ``s3_endpoint_url=``, which sets that variable for this process
-    (DataLoader workers inherit it; streaming's downloaders read it in each worker, so the
-    dataset itself stays picklable). A ``cache_limit`` below what streaming can work with fails
-    here, with the minimum in the message. Under a ``cache_limit`` the shuffle block is fitted so
+    ``S3_ENDPOINT_URL``, or from ``s3_endpoint_url=`` for this dataset only (``s3endpoint``: the
+    process environment is left as it was). A ``cache_limit`` below what streaming can work with
+    fails here (``CacheTooSmall``, with the minimum). A local directory holding a symlink or
+    special file among ``shard.*`` / ``*.tmp`` names is refused (``localdir``). Under a ``cache_limit`` the shuffle block is fitted so
     the shards in flight fit (``streamclip.readers.cachefit``) for ``cache_workers`` DataLoader
     workers per rank (default 1): set it to the loader's ``num_workers``. It shapes the sample
     order, as the block does, so keep it when resuming; the order never depends on how many
@@ -107,31 +147,16 @@ class ClusterClipDataset(StreamingDataset):
         epoch_size: int | None = None, seed: int = 0, shuffle: bool = True, s3_endpoint_url: str | None = None,
         read_path: str = "fast", cache_workers: int = 1, **kwargs: Any,
     ) -> None:
-        if read_path not in READ_PATHS:
-            raise ValueError(f"read_path must be one of {', '.join(map(repr, READ_PATHS))}, got read_path={read_path!r}")
+        _check_arguments(remote=remote, local=local, strategy=strategy, read_path=read_path, cache_workers=cache_workers, kwargs=kwargs)
         self.read_path = read_path
-        if not isinstance(cache_workers, int) or cache_workers < 1:
-            raise ValueError(f"cache_workers is the DataLoader's num_workers the cache is fitted for (1 or more), got {cache_workers!r}")
         self.cache_workers = cache_workers
-        for name in ("streams", "sampling_method", "sampling_granularity"):
-            if name in kwargs:
-                raise ValueError(f"ClusterClipDataset does not take {name}=; one streamclip dataset is one stream, and the plan decides each epoch")
-        if kwargs.get("batching_method", "random") != "random":
-            raise ValueError(f"ClusterClipDataset supports batching_method='random' only, got {kwargs['batching_method']!r}")
-        if remote is None and local is None:
-            raise ValueError("give the dataset location: local=DIR, or remote=s3://... with local=CACHE_DIR")
-        if kwargs.get("cache_limit") and (remote is None or remote == local):
-            raise ValueError(
-                "cache_limit evicts shards from local; without a separate remote they would be deleted for good. "
-                "Give remote= (where the shards are kept) and a cache directory as local=, or drop cache_limit"
-            )
-        if s3_endpoint_url:
-            os.environ["S3_ENDPOINT_URL"] = s3_endpoint_url
-        self.manifest = open_manifest(remote if remote is not None else local)  # type: ignore[arg-type]
+        self.s3_endpoint_url = s3_endpoint_url
+        with endpoint_env(s3_endpoint_url):
+            self.manifest = open_manifest(remote if remote is not None else local)  # type: ignore[arg-type]
         if isinstance(strategy, str):
             strategy = strategy_from_spec(strategy, **(strategy_params or {}))
         elif strategy_params:
-            raise ValueError("strategy_params is only for a strategy given by name")
+            raise ConfigError(f"strategy_params={strategy_params!r} is only for a strategy given by name: pass strategy='NAME' with it, or drop it")
         self.strategy = strategy
         self.plan_seed = seed
         self.total_samples, size = resolve_budget(self.manifest.num_documents, total_samples=total_samples, epochs=epochs, epoch_size=epoch_size)
@@ -141,27 +166,36 @@ class ClusterClipDataset(StreamingDataset):
         self.fingerprint = plan_fingerprint(self.manifest, strategy, seed=seed, total_samples=self.total_samples, epoch_size=size)
         kwargs.setdefault("shuffle_seed", seed)
         kwargs.setdefault("validate_hash", "xxh64")
-        try:
+        cache_limit = kwargs.pop("cache_limit", None)  # checked here once the shards are known (stock's check would say less)
+        if local is not None:
+            refuse_planted_files(os.path.join(local, kwargs.get("split") or ""))
+        with endpoint_env(s3_endpoint_url):
             super().__init__(remote=remote, local=local, epoch_size=size, shuffle=shuffle, **kwargs)
-        except ValueError as e:
-            if "cache limit" not in str(e).lower():
-                raise
-            raise ValueError(self._cache_limit_message(kwargs["cache_limit"])) from None
+        use_endpoint(self.streams, s3_endpoint_url)
+        guard_streams(self.streams)
+        self.cache_limit = bytes_to_int(cache_limit) if cache_limit else None
+        if self.cache_limit:
+            self._check_cache_limit(cache_limit)
+            check_keyable(self.num_epochs, self.epoch_size)
         _LIVE.add(self)
         self._check_index_matches()
         self.cache_fit: CacheFit | None = None
         if self.cache_limit:
             self.cache_fit = self._fit_cache(block_given="shuffle_block_size" in kwargs and kwargs["shuffle_block_size"] is not None)
 
-    def _cache_limit_message(self, cache_limit: int | str) -> str:
-        """Stock streaming refuses a ``cache_limit`` below 4 x the largest shard (raw + zip); say the number."""
+    def _check_cache_limit(self, given: int | str) -> None:
+        """Stock streaming's floor for ``cache_limit`` (4 x the largest shard, raw + zip, and more than the
+        index), checked here so the error says the minimum (stock's checks are skipped: it gets no limit)."""
         largest = max(shard.get_max_size() for shard in self.shards)
-        minimum = max(4 * largest, sum(stream.get_index_size() for stream in self.streams) + 1)
-        return (
-            f"cache_limit={cache_limit!r} is too small for {self.manifest.location}: the minimum is {minimum} bytes "
-            f"(4 x the largest shard, {largest} bytes raw + compressed); what the plan reads at once is checked "
-            "next, and needs more when many clusters are mixed"
-        )
+        index = sum(stream.get_index_size() for stream in self.streams)
+        minimum = max(4 * largest, index + 1)
+        if self.cache_limit < minimum:
+            raise CacheTooSmall(
+                f"cache_limit={given!r} is too small for {self.manifest.location}: the minimum is {minimum} bytes "
+                f"(4 x the largest shard, {largest} bytes raw + compressed); what the plan reads at once is checked "
+                "next, and needs more when many clusters are mixed",
+                minimum_bytes=minimum,
+            )
 
     def _fit_cache(self, *, block_given: bool) -> CacheFit:
         """Pick the shuffle block that keeps an epoch's shards in flight within ``cache_limit`` (``cachefit``),
@@ -199,12 +233,36 @@ class ClusterClipDataset(StreamingDataset):
         return super()._share_work(sample_ids)
 
     def prepare_shard(self, shard_id: int, blocking: bool = True) -> None:
-        """Stock ``prepare_shard``, with a download's space reserved before it starts (``reserve``)."""
-        prepare_shard_reserved(self, shard_id, blocking, fallback=super().prepare_shard)
+        """Stock ``prepare_shard``, with a download's space reserved before it starts (``reserve``).
+
+        A failure (download, hash, decompression) becomes a ``ShardError`` naming the shard, and the
+        shard goes back to REMOTE: stock leaves it PREPARING, and a reader waiting on it then waits forever.
+        """
+        try:
+            prepare_shard_reserved(self, shard_id, blocking, fallback=super().prepare_shard)
+        except BaseException as e:
+            self._unmark_preparing(shard_id)
+            if isinstance(e, StreamclipError) or not isinstance(e, Exception):
+                raise
+            raise ShardError(f"{self._shard_names(shard_id)}: {type(e).__name__}: {e}") from e
+
+    def _unmark_preparing(self, shard_id: int) -> None:
+        """PREPARING -> REMOTE under the cache lock: the caller's own preparation failed (only it set PREPARING)."""
+        with cache_lock(self):
+            if self._shard_states[shard_id] == _ShardState.PREPARING:
+                self._shard_states[shard_id] = _ShardState.REMOTE
+
+    def _shard_names(self, shard_id: int) -> str:
+        """``LOCATION: shard N (shard.N.mds.zstd)``, the files a shard error is about."""
+        shard = self.shards[shard_id]
+        files = ", ".join(info.basename for pair in shard.file_pairs for info in pair if info is not None)
+        return f"{self.manifest.location}: shard {shard_id} ({files})"
 
     def _check_index_matches(self) -> None:
-        """The index streaming actually uses must be the one the manifest describes (a stale cache shadows the remote)."""
+        """The index streaming actually uses must be the one the manifest describes (a stale cache shadows the
+        remote), in a directory with nothing planted among its shard names (``localdir``)."""
         stream = self.streams[0]
+        refuse_planted_files(os.path.join(stream.local, stream.split or ""))
         path = os.path.join(stream.local, stream.split or "", INDEX_NAME)
         with open(path, "rb") as f:
             found = hashlib.sha256(f.read()).hexdigest()
@@ -217,15 +275,22 @@ class ClusterClipDataset(StreamingDataset):
             raise ManifestError(f"{path}: shard sizes differ from the manifest of {self.manifest.location}")
 
     def __iter__(self):  # -> Iterator[dict[str, Any]]
-        self._background_error: BaseException | None = None
-        yield from super().__iter__() if self.read_path == "stock" else iter_spans(self)
-        if self._background_error is not None:
-            error, self._background_error = self._background_error, None
-            raise ShardError(
-                f"{self.manifest.location}: the epoch stopped early because a shard failed in the background: "
-                f"{type(error).__name__}: {error}. Samples yielded so far are valid; resume from the last checkpoint "
-                "once the store is reachable (a hash failure means the stored object is damaged: convert again)"
-            ) from error
+        """One epoch; a shard that fails in a background thread of this epoch raises ``ShardError`` here."""
+        if self.read_path == "fast":
+            it = yield from iter_spans(self)
+        else:
+            stop_iteration(getattr(self, "_iterator", None))
+            if hasattr(self, "_event"):
+                self._event.clear()  # the previous epoch's failure was its own (stock would refuse every later epoch)
+            try:
+                yield from super().__iter__()
+            finally:  # stock stops its threads only when the next epoch starts
+                it = getattr(self, "_iterator", None)
+                stop_iteration(it)
+        raise_background_error(self, it)
+
+    def on_exception(self, future: Any) -> None:
+        """Nothing: ``_guarded`` already stopped the failing epoch (stock's callback would also stop the next one)."""
 
     def _prepare_thread(self, it: Any) -> None:
         self._guarded(super()._prepare_thread if self.read_path == "stock" else partial(prepare_spans, self), it)
@@ -234,11 +299,15 @@ class ClusterClipDataset(StreamingDataset):
         self._guarded(super()._ready_thread if self.read_path == "stock" else partial(ready_spans, self), it)
 
     def _guarded(self, thread: Callable[[Any], None], it: Any) -> None:
-        """Run a background thread body, keeping its error for ``__iter__`` to raise (stock only logs it)."""
+        """Run a background thread body, keeping its error on its own iteration (stock only logs it): a thread
+        of an abandoned epoch can then never fail the next one. It still counts as exited, so ``exit()`` returns."""
         try:
             thread(it)
-        except BaseException as e:  # recorded before the stock callback sets the stop event
-            self._background_error = e
+        except BaseException as e:
+            it.background_error = getattr(it, "background_error", None) or e
+            if getattr(self, "_iterator", None) is it:
+                self._event.set()  # the other threads of this epoch stop
+            it.on_exit()
             raise
 
     def resample_streams(self, epoch: int, stream_id: int | None = None) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
@@ -280,6 +349,18 @@ class ClusterClipDataset(StreamingDataset):
         if ours.get("shuffle_block_size") is not None:  # the order of the interrupted epoch (its block may have been fitted to another cache)
             self.shuffle_block_size = ours["shuffle_block_size"]
         super().load_state_dict(obj)
+
+
+def raise_background_error(ds: ClusterClipDataset, it: Any) -> None:
+    """Raise ``ShardError`` if a background thread of iteration ``it`` failed: stock would end the epoch early."""
+    error = getattr(it, "background_error", None)
+    if error is None:
+        return
+    raise ShardError(
+        f"{ds.manifest.location}: the epoch stopped early because a shard failed in the background: "
+        f"{type(error).__name__}: {error}. Samples yielded so far are valid; resume from the last checkpoint "
+        "once the store is reachable (a hash failure means the stored object is damaged: convert again)"
+    ) from error
 
 
 def _describe_mismatch(saved: dict[str, Any], current: ClusterClipDataset) -> str:

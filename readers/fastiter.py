@@ -24,13 +24,23 @@ and reads touch nothing. What a node must hold is then the shards between its sl
 its furthest prepare thread (``cachefit.node_window``), not twice that as with stock's clock.
 A shard just downloaded carries stock's clock stamp, larger than any position, until its key is set.
 A shard evicted after it was ready is prepared again before it is read, as stock ``get_item`` does.
-An iterator dropped mid-epoch stops its threads (stock leaves them polling until the next epoch).
+Under a cache limit, once a chunk is decoded the reader keeps only the mappings of LOCAL shards the
+next chunk reads: the shards just read are the next the prepare thread evicts (their uses lie
+behind), and an unlinked file keeps its blocks on disk while mapped, past ``cache_limit``. A shard
+read again after a gap is mapped and parsed again (evicted meanwhile, it would be anyway).
+
+However an iteration ends (exhausted, dropped, or an error in any thread), its prepare and ready
+threads are stopped and joined before control returns (stock leaves them polling until the next
+epoch). A background failure is kept on its own iteration (``it.background_error``), so a thread
+of an abandoned epoch never fails the next one; each epoch starts with the stop event cleared.
+A shard another thread is preparing is waited for without blocking (stock ``prepare_shard`` waits
+for ever if that preparation failed), and every failure to read a shard is a ``ShardError`` naming it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from threading import Event
 from time import sleep
 from typing import TYPE_CHECKING, Any
@@ -38,17 +48,19 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 from streaming.base.constant import TICK
-from streaming.base.dataset import _Iterator, _ShardState
+from streaming.base.dataset import _Iterator, _IterState, _ShardState
 
+from streamclip.errors import ConfigError, ShardError
 from streamclip.readers.spanread import ShardSpanReader
 
 if TYPE_CHECKING:
     from streaming import StreamingDataset
 
-__all__ = ["iter_spans", "prepare_spans", "ready_spans", "shard_bounds", "shards_of"]
+__all__ = ["check_keyable", "iter_spans", "prepare_spans", "ready_spans", "shard_bounds", "shards_of", "stop_iteration"]
 
 LOCAL = int(_ShardState.LOCAL)
 REMOTE = int(_ShardState.REMOTE)
+PREPARING = int(_ShardState.PREPARING)
 # Ids handled per step of the background threads: large enough to amortise numpy, small enough
 # that a step never holds the GIL for long.
 CHUNK = 4096
@@ -58,10 +70,23 @@ RETRIES = 7
 STEP = 64
 
 
-# Eviction keys: epoch << EPOCH_SHIFT | node position. Stock's clock stamps (time_ns, ~2^60) and NEVER
-# lie above CLOCK, so a key never mistakes one for a position.
-EPOCH_SHIFT = 40
-CLOCK = 1 << 56
+# Eviction keys: epoch << EPOCH_SHIFT | node position. Stock's clock stamps (time_ns: above 2^60 for any
+# date after 2006) and NEVER lie above CLOCK, so a key never mistakes one for a position. That leaves
+# 2^36 positions per node and epoch and 2^24 epochs; check_keyable refuses a run beyond either.
+EPOCH_SHIFT = 36
+CLOCK = 1 << 60
+KEYED_EPOCHS = CLOCK >> EPOCH_SHIFT
+
+
+def check_keyable(num_epochs: int, epoch_size: int) -> None:
+    """Refuse, under a cache limit, a run whose eviction keys would reach the clock range (the eviction
+    order would then mix positions with clock stamps)."""
+    if num_epochs > KEYED_EPOCHS:
+        raise ConfigError(f"cache_limit: the run has {num_epochs} epochs, more than the {KEYED_EPOCHS} the cache's eviction "
+                          "order can tell apart; raise epoch_size (fewer, longer epochs) or drop cache_limit")
+    if epoch_size >= 1 << EPOCH_SHIFT:
+        raise ConfigError(f"cache_limit: epoch_size={epoch_size} is over the {1 << EPOCH_SHIFT} samples per epoch the cache's "
+                          "eviction order can tell apart; lower epoch_size or drop cache_limit")
 
 
 def _node_keys(ds: StreamingDataset, it: _Iterator, positions: NDArray[np.int64]) -> NDArray[np.uint64]:
@@ -95,39 +120,49 @@ def _touch_one(ds: StreamingDataset, it: _Iterator, shard_id: int, position: int
     _raise_keys(ds, np.array([shard_id]), _node_keys(ds, it, np.array([position])))
 
 
-def iter_spans(ds: StreamingDataset) -> Iterator[dict[str, Any]]:
+def iter_spans(ds: StreamingDataset) -> Iterator[dict[str, Any]]:  # returns its _Iterator (None: no work)
     """One worker's samples of the next epoch, exactly as stock ``StreamingDataset.__iter__`` yields them."""
-    if hasattr(ds, "_iterator"):
-        ds._iterator.exit()
-    if not hasattr(ds, "_executor"):
-        ds._executor = ThreadPoolExecutor()
+    stop_iteration(getattr(ds, "_iterator", None))
     if not hasattr(ds, "_event"):
         ds._event = Event()
-    elif ds._event.is_set():
-        raise RuntimeError("Background thread failed. Check other traceback.")
+    ds._event.clear()  # a failure of the previous epoch belonged to it (raised there, or dropped with it)
     ds._unique_worker_world = ds._unique_rank_world.detect_workers()
     ds._parallel_worker_world = ds._parallel_rank_world.detect_workers()
     epoch, sample_in_epoch = ds._resume_incr_epoch()
     sample_ids = ds._get_work(epoch, sample_in_epoch)
     if not len(sample_ids):
-        return
+        return None
     ds._iterator = it = _Iterator(sample_ids)
     # Positions restart each epoch (and at a resume, the same for every worker); the epoch keeps keys ordered.
     it.key_base = epoch << EPOCH_SHIFT
-    prepare_future = ds._executor.submit(ds._prepare_thread, it)  # the dataset picks prepare_spans for the fast path
-    prepare_future.add_done_callback(ds.on_exception)
-    ready_future = ds._executor.submit(ds._ready_thread, it)  # ... and ready_spans
-    ready_future.add_done_callback(ds.on_exception)
+    it.background_error = None
+    # The threads of this iteration only: joined when it ends (see stop_iteration).
+    it.executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="streamclip-reader")
+    it.executor.submit(ds._prepare_thread, it)  # the dataset picks prepare_spans for the fast path
+    it.executor.submit(ds._ready_thread, it)  # ... and ready_spans
     reader = ShardSpanReader(ds.shards)
     try:
         yield from _yield_spans(ds, it, shard_bounds(ds), reader)
-    except GeneratorExit:  # abandoned mid-epoch: stop the threads (stock leaves them waiting until the next __iter__)
-        it.non_blocking_exit()
-        raise
-    finally:
+    finally:  # exhausted, dropped or failed alike
         reader.release()
-    wait([prepare_future, ready_future], return_when="FIRST_EXCEPTION")
-    it.exit()
+        it.on_exit()
+        stop_iteration(it)
+    return it
+
+
+def stop_iteration(it: _Iterator | None) -> None:
+    """Stop an iteration's prepare and ready threads and wait until they have ended (their errors stay on ``it``)."""
+    if it is None:
+        return
+    it.non_blocking_exit()
+    executor = getattr(it, "executor", None)
+    if executor is not None:  # the fast path's own threads: joined
+        executor.shutdown(wait=True)
+        it.exit()
+        return
+    # Stock's threads share the dataset's pool: wait for both to note their exit (``_guarded`` notes a failure too).
+    while it._state != _IterState.EXITED and it._num_exited < it._num_threads_to_exit:
+        sleep(TICK)
 
 
 def shard_bounds(ds: StreamingDataset) -> NDArray[np.int64]:
@@ -170,6 +205,9 @@ def _yield_spans(ds: StreamingDataset, it: _Iterator, bounds: NDArray[np.int64],
         else:
             end = len(ids)
         samples = _read(ds, it, reader, shard_ids, ids[positions] - bounds[shard_ids])
+        if ds.cache_limit:  # decoded: the prepare thread may now evict these shards, and a mapped file keeps its blocks
+            upcoming = it.sample_ids[begin + end : begin + end + chunk]
+            reader.forget_stale(ds._shard_states.numpy() != LOCAL, keep=shards_of(bounds, upcoming[upcoming >= 0]))
         # Stock advances yield_index per sample; per STEP samples keeps the prepare thread's
         # predownload pacing (it is all the index is for) at a fraction of the cost.
         for first in range(0, len(samples), STEP):
@@ -177,7 +215,6 @@ def _yield_spans(ds: StreamingDataset, it: _Iterator, bounds: NDArray[np.int64],
             yield from samples[first : first + STEP]
         it.yield_index = begin + end
         reader.forget_unused(KEEP_MAPPED)
-    it.on_exit()
 
 
 def _read(ds: StreamingDataset, it: _Iterator, reader: ShardSpanReader, shard_ids: NDArray[np.int64],
@@ -198,14 +235,26 @@ def _make_current(ds: StreamingDataset, it: _Iterator, reader: ShardSpanReader, 
     for _ in range(1 + RETRIES):
         if reader.current(shard_id, check=bool(ds.cache_limit)):  # without a cache limit nothing evicts
             return
-        ds.prepare_shard(shard_id)
+        ds.prepare_shard(shard_id, False)  # a failure here is a ShardError naming the shard
+        _await_preparation(ds, it, reader, shard_id)
         _touch_one(ds, it, shard_id, it.yield_index)  # read now: keyed where it is read, not as fresh
-    ds._event.set()
-    raise RuntimeError(
+    raise ShardError(
         f"{reader.path(shard_id)} is missing after {RETRIES} attempts to prepare it: "
         + ("the cache_limit may be too low (shards evicted as soon as prepared)" if ds.cache_limit else
            "check that the shard exists in the remote, or that nothing deletes files from the local directory")
     )
+
+
+def _await_preparation(ds: StreamingDataset, it: _Iterator, reader: ShardSpanReader, shard_id: int) -> None:
+    """Wait while another thread or worker prepares the shard. Its failure puts the shard back to REMOTE
+    (the dataset's ``prepare_shard``), and one in this iteration's threads also sets the stop event."""
+    states = ds._shard_states
+    while states[shard_id] == PREPARING:
+        if ds._event.is_set():
+            error = it.background_error
+            raise ShardError(f"{reader.path(shard_id)} could not be prepared: a background thread failed: "
+                             f"{type(error).__name__}: {error}") from error
+        sleep(TICK)
 
 
 def _next_chunk(ds: StreamingDataset, it: _Iterator, begin: int, bounds: NDArray[np.int64]
@@ -265,6 +314,8 @@ def ready_spans(ds: StreamingDataset, it: _Iterator) -> None:
     evicted after the prepare thread passed it."""
     bounds = shard_bounds(ds)
     while True:
+        # Ids the yield loop passed were read (their shards were LOCAL then): never prepared again from here.
+        it.ready_index = max(it.ready_index, it.yield_index)
         if it.should_exit() or it.ready_index == it.total or ds._event.is_set():
             break
         chunk = _next_chunk(ds, it, it.ready_index, bounds)
@@ -279,7 +330,7 @@ def ready_spans(ds: StreamingDataset, it: _Iterator) -> None:
             continue
         it.ready_index = position = begin + int(positions[waiting[0]])
         shard_id = int(shard_ids[waiting[0]])
-        while states[shard_id] != LOCAL and not it.should_exit() and not ds._event.is_set():
+        while states[shard_id] != LOCAL and it.yield_index <= position and not it.should_exit() and not ds._event.is_set():
             # A shard the prepare thread has yet to reach is left to it: stock's ready thread downloads it
             # too, which takes a second download slot from the cache (a shard still needed is evicted for
             # it). One the prepare thread passed is REMOTE only if it was evicted since; stock then waits

@@ -19,22 +19,23 @@ from filelock import FileLock
 from streaming.base.constant import TICK
 from streaming.base.dataset import _ShardState
 
-__all__ = ["prepare_shard_reserved"]
+__all__ = ["cache_lock", "prepare_shard_reserved"]
 
 REMOTE = _ShardState.REMOTE
 PREPARING = _ShardState.PREPARING
 LOCAL = _ShardState.LOCAL
 
 
-def _lock(ds) -> FileLock:
+def cache_lock(ds) -> FileLock:
     if not hasattr(ds, "_cache_filelock"):  # FileLocks do not pickle: created lazily, as stock does
         ds._cache_filelock = FileLock(ds._cache_filelock_path)
     return ds._cache_filelock
 
 
 def _stopping(ds) -> bool:
-    event = getattr(ds, "_event", None)
-    return event is not None and event.is_set()
+    """The epoch failed or was left: a download waiting for space gives up (its iteration is being joined)."""
+    event, it = getattr(ds, "_event", None), getattr(ds, "_iterator", None)
+    return (event is not None and event.is_set()) or (it is not None and it.should_exit())
 
 
 def prepare_shard_reserved(ds, shard_id: int, blocking: bool = True, *, fallback) -> None:
@@ -45,7 +46,7 @@ def prepare_shard_reserved(ds, shard_id: int, blocking: bool = True, *, fallback
     """
     if not ds.cache_limit:
         return fallback(shard_id, blocking)
-    lock = _lock(ds)
+    lock = cache_lock(ds)
     shard = ds.shards[shard_id]
     need = shard.get_max_size()
     while True:

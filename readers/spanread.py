@@ -12,8 +12,10 @@ their types: ``np.int32``, ``str``, parsed JSON) are exactly what stock returns.
 
 Eviction: streaming publishes shard files by rename and evicts them by unlinking, never by
 rewriting in place, so a mapping always shows a complete, correct shard (a deleted file stays
-readable while mapped). :meth:`ShardSpanReader.current` notices a file that is gone or was
-replaced (another inode) and drops the old mapping, so deleted files are not kept alive.
+readable while mapped). But a deleted file keeps its blocks on disk while it is mapped, so under
+a cache limit the reader drops the mappings of evicted or replaced files after every chunk
+(:meth:`ShardSpanReader.forget_stale`); :meth:`ShardSpanReader.current` also notices a file that
+is gone or was replaced (another inode) when the shard is read again.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
+
+from streamclip.errors import ShardError
 
 if TYPE_CHECKING:
     from streaming.base.format.base.reader import Reader
@@ -55,10 +59,10 @@ class _Mapped:
         n = shard.samples
         u8 = np.frombuffer(self.mm, np.uint8)
         if len(u8) < 4 * (n + 2) or int(u8[:4].view(np.uint32)[0]) != n:
-            raise ValueError(f"{path}: not an MDS shard of {n} samples (truncated or another file)")
+            raise ShardError(f"{path}: not an MDS shard of {n} samples (truncated or another file)")
         self.offsets = u8[4 : 4 * (n + 2)].view(np.uint32).astype(np.int64)
         if self.offsets[-1] > len(u8):
-            raise ValueError(f"{path}: offsets point past the end of the file ({self.offsets[-1]} > {len(u8)} bytes)")
+            raise ShardError(f"{path}: offsets point past the end of the file ({self.offsets[-1]} > {len(u8)} bytes)")
         self.tables = _parse_columns(u8, self.offsets, shard, path) if _is_fast(shard.column_encodings, shard.column_sizes) else None
         self.last_used = 0
 
@@ -85,7 +89,7 @@ def _parse_columns(u8: NDArray[np.uint8], offsets: NDArray[np.int64], shard: Rea
             pos, var = end, var + 1
     if not np.array_equal(pos, ends):
         bad = int(np.flatnonzero(pos != ends)[0])
-        raise ValueError(f"{path}: corrupt sample {bad}: its columns end at byte {int(pos[bad])}, the offsets table says {int(ends[bad])}")
+        raise ShardError(f"{path}: corrupt sample {bad}: its columns end at byte {int(pos[bad])}, the offsets table says {int(ends[bad])}")
     return tables
 
 
@@ -97,7 +101,7 @@ class ShardSpanReader:
     """Decodes batches of samples from the raw files of ``shards`` (stock MDS shard readers).
 
     Not thread-safe: one reader per iterating thread. Mappings live until :meth:`release`,
-    :meth:`forget_unused` or :meth:`current` finds their file gone or replaced.
+    :meth:`forget_unused`, :meth:`forget_stale`, or :meth:`current` finds their file gone or replaced.
     """
 
     def __init__(self, shards: Sequence[Reader]) -> None:
@@ -146,6 +150,20 @@ class ShardSpanReader:
         evicted meanwhile do not stay on disk and the number of mappings stays bounded."""
         for sid in [sid for sid, m in self._mapped.items() if self._tick - m.last_used >= keep_last]:
             del self._mapped[sid]
+
+    def forget_stale(self, evicted: NDArray[np.bool_], keep: NDArray[np.int64] | None = None) -> None:
+        """Drop the mappings of shards marked ``evicted``, of those whose file is gone or replaced, and (given
+        ``keep``) of every shard not in it: an unlinked file's blocks are freed only once nothing maps it."""
+        kept = None if keep is None else set(keep.tolist())
+        for sid in list(self._mapped):
+            if evicted[sid] or (kept is not None and sid not in kept) or not self._maps_file(sid):
+                del self._mapped[sid]
+
+    def _maps_file(self, shard_id: int) -> bool:
+        try:
+            return _identity(os.stat(self.path(shard_id))) == self._mapped[shard_id].identity
+        except FileNotFoundError:
+            return False
 
     def release(self) -> None:
         """Drop every mapping (the OS unmaps when the last reference goes)."""

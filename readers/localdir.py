@@ -1,0 +1,65 @@
+"""What a local dataset or cache directory may hold before streaming writes into it.
+
+Stock streaming 0.13 decompresses a shard by ``open(raw + ".tmp", "wb")`` and a rename, and
+trusts any ``shard.*`` name it finds: both follow symlinks. A dataset unpacked from someone else's
+tarball (tar keeps symlinks) could then make reading overwrite any file the user can write
+(``shard.00000.mds.tmp -> ~/.bashrc``) or read one as a shard. So a directory holding a symlink
+or anything but a regular file under a name streaming reads or writes is refused before
+streaming touches it, and a leftover ``.tmp`` is unlinked before a shard is decompressed over it
+(a file may be planted after the check).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+
+from streaming.base.stream import Stream
+
+from streamclip.errors import ManifestError
+
+__all__ = ["SafeStream", "guard_streams", "refuse_planted_files"]
+
+
+def _is_streaming_name(name: str) -> bool:
+    return name.startswith("shard.") or name.endswith(".tmp")
+
+
+def refuse_planted_files(directory: str) -> None:
+    """Raise ``ManifestError`` naming the first symlink or non-regular file among ``shard.*`` / ``*.tmp`` in ``directory``."""
+    try:
+        entries = list(os.scandir(directory))
+    except (FileNotFoundError, NotADirectoryError):
+        return  # nothing there yet (a cache streaming creates), or a path stock streaming reports itself
+    for entry in sorted(entries, key=lambda e: e.name):
+        if not _is_streaming_name(entry.name):
+            continue
+        mode = entry.stat(follow_symlinks=False).st_mode
+        if not stat.S_ISREG(mode):
+            kind = "a symlink" if stat.S_ISLNK(mode) else "not a regular file"
+            raise ManifestError(
+                f"{entry.path} is {kind}: streaming would read or write through it (a planted link can overwrite any "
+                "file). Shards and their temporary files must be plain files: remove it, or unpack the dataset again "
+                "without links"
+            )
+
+
+class SafeStream(Stream):
+    """Stock ``Stream`` that unlinks a leftover ``raw.tmp`` before decompressing a shard over it.
+
+    Only the worker that set the shard PREPARING decompresses it, so a ``.tmp`` found here is
+    stale (a crash) or planted, never another worker's write in progress.
+    """
+
+    def _decompress_shard_part(self, zip_info, zip_filename: str, raw_filename: str, compression: str | None) -> None:
+        tmp = raw_filename + ".tmp"
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+        super()._decompress_shard_part(zip_info, zip_filename, raw_filename, compression)
+
+
+def guard_streams(streams: list[Stream]) -> None:
+    """Give each stock stream ``SafeStream``'s decompression (same state; the class pickles by name to workers)."""
+    for stream in streams:
+        if type(stream) is Stream:
+            stream.__class__ = SafeStream
