@@ -1,0 +1,107 @@
+"""Every configuration keeps the one resume contract (``resume_contract.assert_resumes_exactly``), and a
+checkpoint is validated before it is trusted.
+
+Axes: every strategy x {epoch 0, epoch 1} x {no cache limit, the tightest cache that works, over a separate
+remote} in full; read path x workers before x workers after (each 0 or 2) as a pairwise covering set of
+four, {fast 0->0, fast 2->2, stock 0->2, stock 2->0}: each pair of values of any two of those three axes
+occurs. The full product (224 cases) starts two DataLoaders with worker processes in most cases and takes
+many minutes on a 2-core machine; the worker and read-path code paths are independent of the strategy
+and the cache (the plan decides the samples; the read path only how they are fetched), so pairwise
+covers their interactions at a quarter of the cost. The dataset is tiny (300 documents, 6 clusters,
+about 15 shards) and an epoch 16 batches of 8, so the reading itself is negligible.
+"""
+
+from __future__ import annotations
+
+import gc
+import itertools
+from functools import cache as memo
+from pathlib import Path
+
+import pytest
+
+from streamclip import open_manifest
+from streamclip.errors import CacheTooSmall, ResumeMismatch
+from streamclip.readers import ClusterClipDataset
+
+from conftest import convert_docs
+from resume_contract import assert_resumes_exactly, read_epoch
+
+BATCH, EPOCH, MIDPOINT = 8, 128, 5  # EPOCH: a multiple of num_canonical_nodes x batch, so no padding
+STRATEGIES = {
+    "random": {},
+    "uniform": {},
+    "clusterclip": {"clip": 2},
+    "temperature": {"t": 0.5, "clip": 3},
+    "weighted": {"weights": (6, 1, 2, 1, 3, 1), "clip": 3},
+    "general-to-specific": {"switch": 0.5, "clip": 3},
+    "specific-to-general": {"switch": 0.5, "clip": 3},
+}
+PAIRWISE = [("fast", 0, 0), ("fast", 2, 2), ("stock", 0, 2), ("stock", 2, 0)]
+
+
+@pytest.fixture(scope="module")
+def remote(tmp_path_factory, sample_docs) -> Path:
+    out = convert_docs(tmp_path_factory.mktemp("contract"), sample_docs[::2], clusters=6, shard_size=24 << 10)
+    manifest = open_manifest(str(out))
+    assert len(manifest.clusters) == 6 and 10 <= len(manifest.samples_per_shard) <= 30
+    return out
+
+
+@pytest.fixture(scope="module")
+def caches(tmp_path_factory):
+    """Fresh cache directories, one per dataset: a resumed run starts from an empty cache, as after a restart."""
+    root = tmp_path_factory.mktemp("caches")
+    counter = itertools.count()
+    return lambda: str(root / f"c{next(counter)}")
+
+
+def factory(remote: Path, caches, strategy: str, read_path: str):
+    """``make_dataset(cache=...)``: ``cache`` is None (the dataset read in place) or a cache limit in bytes."""
+    def make_dataset(cache: int | None) -> ClusterClipDataset:
+        where = dict(local=str(remote)) if cache is None else dict(remote=str(remote), local=caches(), cache_limit=cache)
+        return ClusterClipDataset(strategy=strategy, strategy_params=STRATEGIES[strategy], epochs=2, epoch_size=EPOCH,
+                                  seed=7, batch_size=BATCH, num_canonical_nodes=2, predownload=BATCH, cache_workers=2,
+                                  read_path=read_path, **where)
+    return make_dataset
+
+
+def tightest_cache(make_dataset) -> int:
+    """The smallest cache_limit construction accepts, from the minimum each refusal names."""
+    limit = 1
+    for _ in range(4):
+        try:
+            make_dataset(cache=limit)
+            return limit
+        except CacheTooSmall as refused:
+            assert refused.minimum_bytes > limit
+            limit = refused.minimum_bytes
+    raise AssertionError("the minimum a refusal names was refused again")
+
+
+@pytest.fixture(scope="module")
+def contract(remote, caches):
+    """(make_dataset, cache, the uninterrupted epoch) per case; the expensive parts computed once per module."""
+    limits, fulls = {}, {}
+
+    def get(strategy: str, read_path: str, epoch: int, tight: bool):
+        make_dataset = factory(remote, caches, strategy, read_path)
+        if tight and (strategy, read_path) not in limits:
+            limits[strategy, read_path] = tightest_cache(make_dataset)
+        cache = limits[strategy, read_path] if tight else None
+        if (strategy, read_path, epoch, tight) not in fulls:
+            fulls[strategy, read_path, epoch, tight] = read_epoch(make_dataset, epoch, cache)
+        return make_dataset, cache, fulls[strategy, read_path, epoch, tight]
+
+    yield get
+    gc.collect()
+
+
+@pytest.mark.parametrize("read_path,workers_before,workers_after", PAIRWISE)
+@pytest.mark.parametrize("tight", [False, True], ids=["no-limit", "tight-cache"])
+@pytest.mark.parametrize("epoch", [0, 1])
+@pytest.mark.parametrize("strategy", list(STRATEGIES))
+def test_resume_yields_exactly_the_rest_of_the_epoch(contract, strategy, epoch, tight, read_path, workers_before, workers_after):
+    make_dataset, cache, full = contract(strategy, read_path, epoch, tight)
+    assert len(full) == EPOCH // BATCH
+    assert_resumes_exactly(make_dataset, epoch, MIDPOINT, workers_before, workers_after, cache, full=full)
