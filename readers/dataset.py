@@ -273,14 +273,9 @@ class ClusterClipDataset(StreamingDataset):
         The block saved is the effective one, stock's default when none was set, so the checkpoint pins the
         interrupted epoch's order whichever cache (or fitted block) it is resumed under."""
         state = super().state_dict(num_samples, from_beginning)
-        state[STATE_KEY] = {**self._plan_identity(), "shuffle_block_size": self._effective_block(state["num_canonical_nodes"])}
+        block = self.shuffle_block_size if self.shuffle_block_size is not None else _default_block(state["num_canonical_nodes"])
+        state[STATE_KEY] = {**self._plan_identity(), "shuffle_block_size": int(block)}
         return state
-
-    def _effective_block(self, num_canonical_nodes: int | None) -> int:
-        """The block stock shuffles with: ``shuffle_block_size``, else its default for ``num_canonical_nodes``."""
-        if self.shuffle_block_size is not None:
-            return int(self.shuffle_block_size)
-        return max(4_000_000 // num_canonical_nodes, 1 << 18) if num_canonical_nodes else 1 << 18
 
     def _plan_identity(self) -> dict[str, Any]:
         strategy = json.dumps(self.strategy.to_dict(), sort_keys=True)
@@ -313,8 +308,13 @@ class ClusterClipDataset(StreamingDataset):
             _checked_int(obj, "initial_physical_nodes", 1, 2**31)
         block = ours.get("shuffle_block_size")
         # The order of the interrupted epoch: its block may have been fitted to another cache (None: stock's default).
-        self.shuffle_block_size = self._effective_block(ncn) if block is None else _checked_int(ours, "shuffle_block_size", 1, 2**62)
+        self.shuffle_block_size = _default_block(ncn) if block is None else _checked_int(ours, "shuffle_block_size", 1, 2**62)
         super().load_state_dict(obj)
+
+
+def _default_block(num_canonical_nodes: int | None) -> int:
+    """Stock's shuffle block when none is given (streaming 0.13 ``_set_shuffle_block_size``)."""
+    return max(4_000_000 // num_canonical_nodes, 1 << 18) if num_canonical_nodes else 1 << 18
 
 
 def _checked_int(state: dict[str, Any], field: str, low: int, high: int, why: str = "") -> int:

@@ -105,3 +105,57 @@ def test_resume_yields_exactly_the_rest_of_the_epoch(contract, strategy, epoch, 
     make_dataset, cache, full = contract(strategy, read_path, epoch, tight)
     assert len(full) == EPOCH // BATCH
     assert_resumes_exactly(make_dataset, epoch, MIDPOINT, workers_before, workers_after, cache, full=full)
+
+
+def _checkpoint(make_dataset, workers: int, cache: int | None = None) -> dict:
+    """A mid-epoch checkpoint taken from the main process of a loader with ``workers`` workers (40 of 128 samples)."""
+    gc.collect()
+    from resume_contract import _loader
+
+    loader = _loader(make_dataset(cache=cache), workers)
+    batches = iter(loader)
+    for _ in range(MIDPOINT):
+        next(batches)
+    state = loader.state_dict()
+    sum(1 for _ in batches)
+    return state
+
+
+def test_a_checkpoint_from_workers_pins_the_effective_block_even_under_another_cache(remote, caches, contract):
+    """Review 5: the block saved is the one the interrupted epoch was shuffled with, whatever the cache it is
+    resumed under; a checkpoint with no block (stock's default was in force) is resumed with that default,
+    not with the block fitted to the new cache (which re-shuffled the epoch: samples skipped and repeated)."""
+    make_dataset, tight, _ = contract("clusterclip", "fast", 0, True)
+    state = _checkpoint(make_dataset, workers=2)
+    assert state["streamclip"]["shuffle_block_size"] == max(4_000_000 // 2, 1 << 18)
+    full = read_epoch(make_dataset, 0, None)
+    for saved in (state, {**state, "streamclip": {**state["streamclip"], "shuffle_block_size": None}}):
+        gc.collect()
+        resumed = make_dataset(cache=tight)
+        assert resumed.shuffle_block_size < 1 << 18  # fitted to the tight cache
+        resumed.load_state_dict(saved)
+        assert resumed.shuffle_block_size == max(4_000_000 // 2, 1 << 18)
+        from resume_contract import _loader
+
+        tail = [b["text"] for b in _loader(resumed, 0)]
+        assert tail == full[MIDPOINT:]
+
+
+@pytest.mark.parametrize("field,value,where", [
+    ("sample_in_epoch", -50, "top"), ("sample_in_epoch", 10**6, "top"), ("sample_in_epoch", "abc", "top"),
+    ("epoch", -2, "top"), ("epoch", 2, "top"), ("epoch", 0.5, "top"), ("num_canonical_nodes", 0, "top"),
+    ("shuffle_seed", None, "top"), ("shuffle_block_size", 0, "streamclip"), ("shuffle_block_size", "big", "streamclip"),
+])
+def test_an_edited_checkpoint_is_refused_naming_the_field_value_and_range(remote, caches, field, value, where):
+    """Probe 12: a hand-edited position was accepted (``sample_in_epoch: -50`` gave a 50-sample epoch) or failed
+    only while iterating with a stock or numpy message."""
+    make_dataset = factory(remote, caches, "uniform", "fast")
+    state = _checkpoint(make_dataset, workers=0)
+    edited = dict(state, streamclip=dict(state["streamclip"]))
+    (edited if where == "top" else edited["streamclip"])[field] = value
+    with pytest.raises(ResumeMismatch, match=rf"checkpoint field {field}={value!r} is not valid: it must be an integer in \[") as refused:
+        make_dataset(cache=None).load_state_dict(edited)
+    assert "resume from another one" in str(refused.value)
+    gc.collect()
+    fine = make_dataset(cache=None)
+    fine.load_state_dict(state)  # the unedited checkpoint still loads
