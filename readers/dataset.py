@@ -179,7 +179,7 @@ class ClusterClipDataset(StreamingDataset):
             )
         world = self._parallel_rank_world
         ncn = self.num_canonical_nodes or (64 * world.num_nodes if self.shuffle_algo in ("py1s", "py2s") else world.num_nodes)
-        default = self.shuffle_block_size if block_given else max(4_000_000 // ncn, 1 << 18)
+        default = self.shuffle_block_size if block_given else _default_block(ncn)
         epochs = epoch_shapes(self)
         reference = dict(num_nodes=1, ranks_per_node=1, workers_per_rank=self.cache_workers, num_canonical_nodes=ncn)
         physical = dict(reference, num_nodes=world.num_nodes, ranks_per_node=world.ranks_per_node)
