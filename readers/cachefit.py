@@ -28,13 +28,13 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
-from streaming.base.partition import get_partitions
-from streaming.base.shuffle import get_shuffle
 
+from streamclip.errors import CacheTooSmall
 from streamclip.plan.locality import max_distinct_in_windows
+from streamclip.readers.compat import get_partitions, get_shuffle
 from streamclip.readers.fastiter import shard_bounds, shards_of
 
-__all__ = ["CacheFit", "check_block_size", "epoch_work", "fit_block_size", "node_working_set", "plan_working_set", "workers_shortfall"]
+__all__ = ["CacheFit", "check_block_size", "check_layout", "epoch_shapes", "epoch_work", "fit_block_size", "node_working_set", "plan_working_set", "workers_shortfall"]
 
 SMALLEST_BLOCK = 1
 # torch's DataLoader default: each worker may produce this many batches before the loader takes them.
@@ -102,15 +102,29 @@ def requirement(ds, shards: int, downloading: int = 1) -> int:
     return (shards + downloading) * largest + index
 
 
+def epoch_shapes(ds) -> list[int]:
+    """The epochs whose mix of clusters differs: epoch 0, and around every phase boundary and knock-out, the
+    epoch holding the change and the first one wholly past it. Between two such changes every epoch draws the
+    same shares from the same clusters, so one of them stands for all (a fit costs a shuffle per epoch tried)."""
+    schedule = ds.schedule
+    changes = np.concatenate([schedule.phase_starts[1:], schedule.knockout_times()])
+    changes = changes[np.isfinite(changes) & (changes > 0) & (changes < schedule.total_samples)] / ds.epoch_size
+    epochs = np.unique(np.concatenate([[0], np.floor(changes), np.ceil(changes)]).astype(np.int64))
+    return [int(e) for e in epochs[epochs < ds.num_epochs]]
+
+
 def plan_working_set(ds, *, block_size: int, num_nodes: int, ranks_per_node: int, workers_per_rank: int,
-                     num_canonical_nodes: int, epochs: list[int]) -> int:
-    """Most shards any node holds at once over ``epochs`` with ``workers_per_rank`` workers per rank."""
+                     num_canonical_nodes: int, epochs: list[int], stop_above: float = math.inf) -> int:
+    """Most shards any node holds at once over ``epochs`` with ``workers_per_rank`` workers per rank; returns as
+    soon as that passes ``stop_above`` (the block is then refused anyway), so put the likely worst epoch first."""
     window = node_window(ds, ranks_per_node, workers_per_rank)
     worst = 0
     for epoch in epochs:
         work = epoch_work(ds, epoch, num_nodes=num_nodes, ranks_per_node=ranks_per_node, workers_per_rank=workers_per_rank,
                           block_size=block_size, num_canonical_nodes=num_canonical_nodes)
         worst = max(worst, *(node_working_set(ds, work, node, window) for node in range(num_nodes)))
+        if worst > stop_above:
+            break
     return worst
 
 
@@ -118,51 +132,93 @@ def _downloads(world: dict) -> int:
     return world["ranks_per_node"] * world["workers_per_rank"]
 
 
+def _most_shards(ds, world: dict) -> int:
+    """The most shards held at once that ``ds.cache_limit`` allows beside one download per worker and the index."""
+    largest, index = _shard_bytes(ds)
+    return (ds.cache_limit - index) // largest - _downloads(world)
+
+
 def check_block_size(ds, block_size: int, **world) -> CacheFit:
-    """What a given block needs; ``ValueError`` if ``ds.cache_limit`` cannot hold it."""
+    """What a given block needs over ``world["epochs"]``; ``CacheTooSmall`` if ``ds.cache_limit`` cannot hold it."""
     shards = plan_working_set(ds, block_size=block_size, **world)
     fit = CacheFit(block_size, shards, requirement(ds, shards, _downloads(world)))
     if fit.bytes > ds.cache_limit:
-        raise ValueError(
+        raise CacheTooSmall(
             f"cache_limit={ds.cache_limit} bytes cannot hold what this plan reads at once with shuffle_block_size="
             f"{block_size}: a node needs {shards} shards at the same time plus one downloading per worker, {fit.bytes} "
-            "bytes. Raise cache_limit, or leave shuffle_block_size unset so streamclip picks one that fits"
+            "bytes. Raise cache_limit, or leave shuffle_block_size unset so streamclip picks one that fits",
+            minimum_bytes=fit.bytes,
         )
     return fit
 
 
+def check_layout(ds, block_size: int, **world) -> None:
+    """``CacheTooSmall`` if this physical layout cannot read ``block_size`` (fitted on the reference layout) within the cache."""
+    shards = plan_working_set(ds, block_size=block_size, **world)
+    need = requirement(ds, shards, _downloads(world))
+    if need > ds.cache_limit:
+        raise CacheTooSmall(
+            f"cache_limit={ds.cache_limit} bytes cannot hold what a node of this layout ({world['num_nodes']} node(s) x "
+            f"{world['ranks_per_node']} rank(s) x cache_workers={world['workers_per_rank']}) reads at once with "
+            f"shuffle_block_size={block_size}, the block fitted on one node of one rank so that every layout draws the "
+            f"same batches: it needs {shards} shards at the same time plus one downloading per worker, {need} bytes. "
+            f"Pass cache_limit={need} with shuffle_block_size={block_size} (the same batches as every other layout), "
+            "or a smaller shuffle_block_size",
+            minimum_bytes=need,
+        )
+
+
 def fit_block_size(ds, *, default_block: int, **world) -> CacheFit:
-    """The largest block ``default_block / 4**i`` whose working set fits ``ds.cache_limit`` (``world``: the
-    keywords of :func:`plan_working_set` but the block); ``ValueError`` with the minimum if none does."""
+    """The largest block ``default_block / 4**i`` whose working set over ``world["epochs"]`` fits ``ds.cache_limit``
+    (``world``: the keywords of :func:`plan_working_set` but the block); ``CacheTooSmall`` with the minimum if none does.
+
+    The epoch that refused the last block tried is measured first for the next one: it is the likely worst, and
+    a block it refuses needs no other epoch's shuffle."""
     def need(shards: int) -> int:
         return requirement(ds, shards, _downloads(world))
+
+    epochs = list(world.pop("epochs"))
+    most = _most_shards(ds, world)
+
+    def working_set(block: int, stop_above: float = most) -> int:
+        worst, worst_epoch = -1, epochs[0]
+        for epoch in epochs:
+            shards = plan_working_set(ds, block_size=block, epochs=[epoch], **world)
+            if shards > worst:
+                worst, worst_epoch = shards, epoch
+            if worst > stop_above:
+                break
+        epochs.remove(worst_epoch)
+        epochs.insert(0, worst_epoch)
+        return worst
 
     candidates = [default_block]  # powers of 4 below the default: each try costs an epoch's shuffle
     while candidates[-1] > SMALLEST_BLOCK:
         candidates.append(max(SMALLEST_BLOCK, candidates[-1] // 4))
-    needs = {default_block: plan_working_set(ds, block_size=default_block, **world)}
-    if need(needs[default_block]) <= ds.cache_limit:
+    needs = {default_block: working_set(default_block)}
+    if needs[default_block] <= most:
         return CacheFit(default_block, needs[default_block], need(needs[default_block]))
     low, high = 1, len(candidates) - 1  # the working set shrinks with the block: binary search the first fit
     while low <= high:
         middle = (low + high) // 2
-        needs[candidates[middle]] = plan_working_set(ds, block_size=candidates[middle], **world)
-        if need(needs[candidates[middle]]) <= ds.cache_limit:
+        needs[candidates[middle]] = working_set(candidates[middle])
+        if needs[candidates[middle]] <= most:
             high = middle - 1
         else:
             low = middle + 1
     if low == len(candidates):
         smallest = candidates[-1]
-        shards = needs[smallest] if smallest in needs else plan_working_set(ds, block_size=smallest, **world)
+        shards = working_set(smallest, stop_above=math.inf)  # every epoch: the minimum must hold for all of them
         largest, _ = _shard_bytes(ds)
-        raise ValueError(
+        raise CacheTooSmall(
             f"cache_limit={ds.cache_limit} bytes cannot hold what this plan reads at once: even with shuffle_block_size="
             f"{smallest} a node needs {shards} shards at the same time (predownload={ds.predownload}, batch_size="
             f"{ds.batch_size}, {world['ranks_per_node']} rank(s) per node, cache_workers={world['workers_per_rank']}) plus "
             f"one downloading per worker, so the minimum is {need(shards)} bytes ({largest} bytes per shard, raw + "
-            "compressed, and the index). Raise cache_limit, or lower predownload (down to batch_size)"
+            "compressed, and the index). Raise cache_limit, or lower predownload (down to batch_size)",
+            minimum_bytes=need(shards),
         )
-    block = candidates[low]
+    block = candidates[low]  # a block that fits was measured on every epoch (no early stop)
     return CacheFit(block, needs[block], need(needs[block]))
 
 

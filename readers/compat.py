@@ -24,15 +24,17 @@ check_streaming_version(streaming.__version__)  # before the imports below, whic
 
 from streaming import StreamingDataset  # noqa: E402
 from streaming.base.constant import TICK  # noqa: E402
-from streaming.base.dataset import _Iterator, _ShardState  # noqa: E402
+from streaming.base.dataset import _Iterator, _IterState, _ShardState  # noqa: E402
 from streaming.base.format.base.reader import Reader  # noqa: E402
 from streaming.base.partition import get_partitions  # noqa: E402
 from streaming.base.shuffle import get_shuffle  # noqa: E402
 from streaming.base.storage.download import S3Downloader  # noqa: E402
+from streaming.base.stream import Stream  # noqa: E402
+from streaming.base.util import bytes_to_int  # noqa: E402
 
 __all__ = [
-    "MIRRORED", "MIRRORS", "TICK", "Reader", "S3Downloader", "StreamingDataset", "_Iterator", "_ShardState",
-    "get_partitions", "get_shuffle",
+    "MIRRORED", "MIRRORS", "TICK", "Reader", "S3Downloader", "Stream", "StreamingDataset", "_IterState", "_Iterator",
+    "_ShardState", "bytes_to_int", "get_partitions", "get_shuffle",
 ]
 
 _DATASET = "streaming.base.dataset.StreamingDataset"
@@ -126,9 +128,13 @@ MIRRORS: tuple[Mirror, ...] = (
            "its delta what stays; readers/spanread.py maps the raw file it leaves"),
     Mirror(f"{_STREAM}._decompress_shard_part", "55d49658c767b063ef730be3800e79ed8420f7f4fb5e4166728f49cd76539ebb",
            "readers/spanread.py ShardSpanReader: a raw file is published by rename, never rewritten in place, so a "
-           "mapping always shows a whole shard"),
+           "mapping always shows a whole shard; readers/localdir.py SafeStream overrides it to unlink a planted "
+           "raw + '.tmp' before stock opens it for writing (which would follow a symlink)"),
+    Mirror(f"{_STREAM}.__init__", "3c9741f3538bc9e2fafd231a11680d5b92b25a837e85c137072ac9ecd961a06e",
+           "readers/s3endpoint.py use_endpoint replaces the _downloader it sets; readers/localdir.py guard_streams "
+           "swaps the class of each stream for SafeStream, keeping its state"),
     Mirror(f"{_STREAM}.get_index_size", "514b3e5b889b312d7e440b09fde295bade15336f95c9758b95612e2518bad521",
-           "readers/cachefit.py _shard_bytes and readers/dataset.py _cache_limit_message: the index bytes always "
+           "readers/cachefit.py _shard_bytes and readers/dataset.py _check_cache_limit: the index bytes always "
            "in the cache"),
     Mirror(f"{_READER}.Reader.__init__", "c7e50abd3bab1a415c3813f9724c8b29b56408f6e1a0611cde3aea30a682a545",
            "readers/spanread.py: dirname, split and samples of each shard reader"),
@@ -163,6 +169,13 @@ MIRRORS: tuple[Mirror, ...] = (
     Mirror(f"{_DOWNLOAD}.S3Downloader._download_file_impl", "6fcca1e79e9f29bbd0303633344f23330c5e9fa7aac00f63cd09285b42ef7900",
            "readers/dataset.py _drop_inherited_s3_clients: a None _s3_client is created again on the next "
            "download; readers/spanread.py: boto3 writes a temporary file and renames it"),
+    Mirror(f"{_DOWNLOAD}.S3Downloader._create_s3_client", "0ad195e20615de2b1158533aef56120cf865c9eb4f288e72a1b091bb955757f3",
+           "readers/s3endpoint.py EndpointS3Downloader: the client reads S3_ENDPOINT_URL from the environment "
+           "when it is created, which the override sets for that moment only"),
+    Mirror("streaming.base.dataset._IterState", "789eadf12928b357e8e9540eddd1d56a985e0b798da88d80a5a352e7d4f85d0f",
+           "readers/fastiter.py: the iterator states it waits on when the epoch ends (EXITED)"),
+    Mirror("streaming.base.util.bytes_to_int", "84a49486d6a41f7ed4527e64922ea9daa057ebcaa7ab9ee31effeefe2937fc99",
+           "readers/dataset.py: cache_limit is parsed with it, as stock would (stock itself is given no limit)"),
     Mirror(f"{_DOWNLOAD}.LocalDownloader._download_file_impl", "db68c73cd8b873470f56940984efe27539b967159cbfc4850bfc6010b9869b49",
            "readers/spanread.py ShardSpanReader: a raw file copied from a local remote is published by rename"),
 )

@@ -36,15 +36,13 @@ from typing import Any, get_args
 
 import numpy as np
 from numpy.typing import NDArray
-from streaming import StreamingDataset
-from streaming.base.dataset import _ShardState
-from streaming.base.util import bytes_to_int
 
 from streamclip.errors import CacheTooSmall, ConfigError, ManifestError, PlanInfeasible, ResumeMismatch, ShardError, StreamclipError
 from streamclip.manifest import INDEX_NAME, Manifest, open_manifest
 from streamclip.planning import resolve_budget
 from streamclip.plan import ClusterLayout, RunSchedule, Strategy, num_segments, plan_segment, strategy_from_spec
-from streamclip.readers.cachefit import CacheFit, check_block_size, fit_block_size, workers_shortfall
+from streamclip.readers.cachefit import CacheFit, check_block_size, check_layout, epoch_shapes, fit_block_size, workers_shortfall
+from streamclip.readers.compat import StreamingDataset, _ShardState, bytes_to_int
 from streamclip.readers.fastiter import check_keyable, iter_spans, prepare_spans, ready_spans, stop_iteration
 from streamclip.readers.localdir import guard_streams, refuse_planted_files
 from streamclip.readers.reserve import cache_lock, prepare_shard_reserved
@@ -60,7 +58,7 @@ _LIVE: weakref.WeakSet[ClusterClipDataset] = weakref.WeakSet()
 
 def _drop_inherited_s3_clients() -> None:
     """In a forked child, forget the parent's boto3 clients; each process then opens its own connections."""
-    from streaming.base.storage.download import S3Downloader
+    from streamclip.readers.compat import S3Downloader
 
     for dataset in list(_LIVE):
         for stream in getattr(dataset, "streams", ()):
@@ -198,25 +196,40 @@ class ClusterClipDataset(StreamingDataset):
             )
 
     def _fit_cache(self, *, block_given: bool) -> CacheFit:
-        """Pick the shuffle block that keeps an epoch's shards in flight within ``cache_limit`` (``cachefit``),
-        or check the given one; a cache that cannot hold one worker's window fails here, with the minimum."""
+        """Pick the shuffle block that keeps every epoch's shards in flight within ``cache_limit`` (``cachefit``),
+        or check the given one; a cache that cannot hold one worker's window fails here, with the minimum.
+
+        The block is fitted on a reference layout, one node of one rank with ``cache_workers`` workers, so every
+        layout with these settings draws the same batches; this layout is then checked with it (a node with more
+        ranks holds more shards, and is refused with the minimum for that block). Only epochs whose mix differs
+        are measured (``epoch_shapes``): each costs a shuffle per block tried."""
+        if self.batch_size is None:
+            raise ConfigError(
+                f"cache_limit={self.cache_limit} needs batch_size: the shards a node holds at once are counted in "
+                "batches. Pass batch_size=... (the DataLoader's batch size) to ClusterClipDataset"
+            )
         world = self._parallel_rank_world
         ncn = self.num_canonical_nodes or (64 * world.num_nodes if self.shuffle_algo in ("py1s", "py2s") else world.num_nodes)
-        default = self.shuffle_block_size if block_given else max(4_000_000 // ncn, 1 << 18)
-        # Epoch 0 only: each costs a shuffle per block tried; later epochs are checked as they start (_share_work).
-        plan_world = dict(num_nodes=world.num_nodes, ranks_per_node=world.ranks_per_node, workers_per_rank=self.cache_workers,
-                          num_canonical_nodes=ncn, epochs=[0])
+        default = self.shuffle_block_size if block_given else _default_block(ncn)
+        epochs = epoch_shapes(self)
+        reference = dict(num_nodes=1, ranks_per_node=1, workers_per_rank=self.cache_workers, num_canonical_nodes=ncn)
+        physical = dict(reference, num_nodes=world.num_nodes, ranks_per_node=world.ranks_per_node)
+        began = time.perf_counter()
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Shuffle block size was smaller")
             if block_given or not self.shuffle:
-                return check_block_size(self, default, **plan_world)
-            began = time.perf_counter()
-            fit = fit_block_size(self, default_block=default, **plan_world)
+                fit = check_block_size(self, default, epochs=epochs, **physical)
+            else:
+                fit = fit_block_size(self, default_block=default, epochs=epochs, **reference)
+                if physical != reference:
+                    check_layout(self, fit.block_size, epochs=epochs, **physical)
+        if block_given or not self.shuffle:
+            return fit
         self.shuffle_block_size = fit.block_size
         if fit.block_size != default and not world.rank:
-            logger.info("cache_limit=%d: shuffle_block_size=%d keeps %d shards in flight (%d bytes); found in %.1fs, "
-                        "pass shuffle_block_size=%d to skip the search", self.cache_limit, fit.block_size, fit.shards,
-                        fit.bytes, time.perf_counter() - began, fit.block_size)
+            logger.info("cache_limit=%d: shuffle_block_size=%d keeps %d shards in flight (%d bytes) over epochs %s; found in "
+                        "%.1fs, pass shuffle_block_size=%d to skip the search", self.cache_limit, fit.block_size, fit.shards,
+                        fit.bytes, epochs, time.perf_counter() - began, fit.block_size)
         return fit
 
     def _share_work(self, sample_ids: NDArray[np.int64]):  # noqa: ANN202 (stock's tuple of shared memories)
@@ -321,9 +334,13 @@ class ClusterClipDataset(StreamingDataset):
         return plan_segment(self.layout, self.schedule, seed=self.plan_seed, epoch_size=self.epoch_size, epoch=epoch)
 
     def state_dict(self, num_samples: int, from_beginning: bool) -> dict[str, Any]:
-        """The stock resume state plus what identifies the plan (small: checkpoints stay well under 4 KiB)."""
+        """The stock resume state plus what identifies the plan (small: checkpoints stay well under 4 KiB).
+
+        The block saved is the effective one, stock's default when none was set, so the checkpoint pins the
+        interrupted epoch's order whichever cache (or fitted block) it is resumed under."""
         state = super().state_dict(num_samples, from_beginning)
-        state[STATE_KEY] = {**self._plan_identity(), "shuffle_block_size": self.shuffle_block_size}
+        block = self.shuffle_block_size if self.shuffle_block_size is not None else _default_block(state["num_canonical_nodes"])
+        state[STATE_KEY] = {**self._plan_identity(), "shuffle_block_size": int(block)}
         return state
 
     def _plan_identity(self) -> dict[str, Any]:
@@ -335,19 +352,29 @@ class ClusterClipDataset(StreamingDataset):
         }
 
     def load_state_dict(self, obj: dict[str, Any]) -> None:
-        """Resume from ``obj``; refuses a checkpoint of another dataset, strategy, seed or budget.
+        """Resume from ``obj``; refuses a checkpoint of another dataset, strategy, seed or budget, and one whose
+        position is not a valid one of this run (``ResumeMismatch`` naming the field, its value and the range).
 
         As with stock streaming, call it on a fresh dataset before iterating: after an
         iteration in this process the checkpoint is taken for a stale one and ignored.
         """
         obj = dict(obj)
         ours = obj.pop(STATE_KEY, None)
-        if ours is None:
+        if not isinstance(ours, dict):
             raise ResumeMismatch("this checkpoint has no streamclip plan fingerprint: it was not taken from a ClusterClipDataset")
         if ours.get("fingerprint") != self.fingerprint:
             raise ResumeMismatch(_describe_mismatch(ours, self))
-        if ours.get("shuffle_block_size") is not None:  # the order of the interrupted epoch (its block may have been fitted to another cache)
-            self.shuffle_block_size = ours["shuffle_block_size"]
+        ncn = _checked_int(obj, "num_canonical_nodes", 1, max(self.epoch_size, 1))
+        _checked_int(obj, "epoch", -1, self.num_epochs - 1, why=f"the run has {self.num_epochs} epoch(s); -1: taken before the first")
+        # A finished epoch counts its padding too: stock pads to a multiple of canonical nodes x global batch.
+        unit = ncn * (self.batch_size or 1) * self._parallel_rank_world.num_ranks
+        _checked_int(obj, "sample_in_epoch", 0, -(-self.epoch_size // unit) * unit, why=f"epoch_size={self.epoch_size}, with stock's padding")
+        _checked_int(obj, "shuffle_seed", 0, 2**63 - 1)
+        if obj.get("initial_physical_nodes") is not None:
+            _checked_int(obj, "initial_physical_nodes", 1, 2**31)
+        block = ours.get("shuffle_block_size")
+        # The order of the interrupted epoch: its block may have been fitted to another cache (None: stock's default).
+        self.shuffle_block_size = _default_block(ncn) if block is None else _checked_int(ours, "shuffle_block_size", 1, 2**62)
         super().load_state_dict(obj)
 
 
@@ -361,6 +388,22 @@ def raise_background_error(ds: ClusterClipDataset, it: Any) -> None:
         f"{type(error).__name__}: {error}. Samples yielded so far are valid; resume from the last checkpoint "
         "once the store is reachable (a hash failure means the stored object is damaged: convert again)"
     ) from error
+
+
+def _default_block(num_canonical_nodes: int | None) -> int:
+    """Stock's shuffle block when none is given (streaming 0.13 ``_set_shuffle_block_size``)."""
+    return max(4_000_000 // num_canonical_nodes, 1 << 18) if num_canonical_nodes else 1 << 18
+
+
+def _checked_int(state: dict[str, Any], field: str, low: int, high: int, why: str = "") -> int:
+    """``state[field]`` if it is an int in ``[low, high]``, else ``ResumeMismatch`` naming the field, the value and the range."""
+    value = state.get(field)
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not low <= value <= high:
+        raise ResumeMismatch(
+            f"checkpoint field {field}={value!r} is not valid: it must be an integer in [{low}, {high}]"
+            + (f" ({why})" if why else "") + ". The checkpoint was edited or damaged; resume from another one"
+        )
+    return int(value)
 
 
 def _describe_mismatch(saved: dict[str, Any], current: ClusterClipDataset) -> str:

@@ -47,10 +47,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
-from streaming.base.constant import TICK
-from streaming.base.dataset import _Iterator, _IterState, _ShardState
 
 from streamclip.errors import ConfigError, ShardError
+from streamclip.readers.compat import TICK, _Iterator, _IterState, _ShardState
 from streamclip.readers.spanread import ShardSpanReader
 
 if TYPE_CHECKING:

@@ -14,9 +14,9 @@ from __future__ import annotations
 import os
 import stat
 
-from streaming.base.stream import Stream
 
 from streamclip.errors import ManifestError
+from streamclip.readers.compat import Stream
 
 __all__ = ["SafeStream", "guard_streams", "refuse_planted_files"]
 

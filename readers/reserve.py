@@ -16,8 +16,8 @@ from __future__ import annotations
 from time import sleep, time_ns
 
 from filelock import FileLock
-from streaming.base.constant import TICK
-from streaming.base.dataset import _ShardState
+
+from streamclip.readers.compat import TICK, _ShardState
 
 __all__ = ["cache_lock", "prepare_shard_reserved"]
 

@@ -16,7 +16,8 @@ from contextlib import contextmanager
 from threading import RLock
 from typing import Any
 
-from streaming.base.storage.download import S3Downloader
+from streamclip.readers.compat import S3Downloader
+
 
 __all__ = ["EndpointS3Downloader", "endpoint_env", "use_endpoint"]
 

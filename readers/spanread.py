@@ -32,7 +32,7 @@ from numpy.typing import NDArray
 from streamclip.errors import ShardError
 
 if TYPE_CHECKING:
-    from streaming.base.format.base.reader import Reader
+    from streamclip.readers.compat import Reader
 
 __all__ = ["ShardSpanReader"]
 

@@ -202,3 +202,76 @@ def test_a_checkpoint_keeps_the_order_of_the_cache_it_was_taken_under(remote, tm
     resumed.load_state_dict(state)
     tail = [t for batch in loader(resumed) for t in batch["text"]]
     assert head + tail == full
+
+
+def test_cache_limit_without_batch_size_names_the_option(remote, tmp_path):
+    from streamclip.errors import ConfigError
+
+    kwargs = {k: v for k, v in READ.items() if k != "batch_size"}
+    with pytest.raises(ConfigError, match="needs batch_size.*Pass batch_size="):
+        ClusterClipDataset(remote=str(remote), local=str(tmp_path / "c"), cache_limit=10**9, **kwargs)
+
+
+def test_a_too_small_cache_carries_its_minimum(remote, tmp_path):
+    from streamclip.errors import CacheTooSmall
+
+    with pytest.raises(CacheTooSmall) as refused:
+        ClusterClipDataset(remote=str(remote), local=str(tmp_path / "a"), cache_limit=100_000, **READ)
+    assert refused.value.minimum_bytes == minimum_in(str(refused.value))
+
+
+PHASED = dict(READ, strategy="general-to-specific", strategy_params={"switch": 0.5, "clip": 3}, predownload=16)
+
+
+def _reference_need(ds, block: int, epoch: int) -> int:
+    from streamclip.readers.cachefit import plan_working_set, requirement
+
+    shards = plan_working_set(ds, block_size=block, num_nodes=1, ranks_per_node=1, workers_per_rank=1,
+                              num_canonical_nodes=2, epochs=[epoch])
+    return requirement(ds, shards, 1)
+
+
+def test_the_fit_holds_for_every_epoch_of_a_phased_plan(remote, tmp_path):
+    """Review 8: general-to-specific draws by size in epoch 0 and uniformly in epoch 1, which can meet more shards
+    at once. A cache fitted on epoch 0 alone took a block that epoch 1 thrashes with; now the block fits every
+    epoch, or the cache is refused with a minimum that does."""
+    from streamclip.errors import CacheTooSmall
+
+    probe = ClusterClipDataset(remote=str(remote), local=str(tmp_path / "probe"), **PHASED)
+    blocks = [max(1, (1 << 18) // 4**i) for i in range(10)]
+    # A cache that holds epoch 0 at some block but not epoch 1 at it (derived from the plan, not assumed).
+    block = next(b for b in blocks if _reference_need(probe, b, 1) > _reference_need(probe, b, 0))
+    limit = _reference_need(probe, block, 0)
+    try:
+        ds = ClusterClipDataset(remote=str(remote), local=str(tmp_path / "c"), cache_limit=limit, **PHASED)
+    except CacheTooSmall as refused:
+        assert refused.minimum_bytes > limit
+        minimum = refused.minimum_bytes
+        assert all(_reference_need(probe, 1, e) <= minimum for e in range(probe.num_epochs))
+        ds = ClusterClipDataset(remote=str(remote), local=str(tmp_path / "d"), cache_limit=minimum, **PHASED)
+        limit = minimum
+    assert all(_reference_need(ds, ds.shuffle_block_size, e) <= limit for e in range(ds.num_epochs))
+
+
+def test_two_layouts_get_the_same_block(remote, tmp_path):
+    """Review 8: the block is fitted on one node of one rank, so 1 node x 1 rank and 2 nodes x 1 rank (each node
+    then holds half the canonical nodes, fewer shards) draw the same batches; it was fitted per layout before.
+    A node with 2 ranks needs more: it gets the same block or is refused, naming that block and its minimum.
+    The layouts are given as the world the fit reads (a multi-rank construction needs a process group)."""
+    from streaming.base.world import World
+
+    from streamclip.errors import CacheTooSmall
+
+    kwargs = dict(PHASED, strategy="clusterclip", strategy_params={"clip": 2})
+    with pytest.raises(CacheTooSmall) as refused:
+        ClusterClipDataset(remote=str(remote), local=str(tmp_path / "tiny"), cache_limit=100_000, **kwargs)
+    ds = ClusterClipDataset(remote=str(remote), local=str(tmp_path / "one"), cache_limit=refused.value.minimum_bytes, **kwargs)
+    single = ds.shuffle_block_size
+    assert single < 1 << 18
+    for nodes, ranks in ((2, 1), (1, 2)):
+        ds.shuffle_block_size = None
+        ds._parallel_rank_world = World(num_nodes=nodes, ranks_per_node=ranks, workers_per_rank=1, worker=0)
+        try:
+            assert ds._fit_cache(block_given=False).block_size == single == ds.shuffle_block_size
+        except CacheTooSmall as e:
+            assert ranks == 2 and f"shuffle_block_size={single}" in str(e) and e.minimum_bytes > ds.cache_limit
