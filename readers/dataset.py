@@ -203,11 +203,6 @@ class ClusterClipDataset(StreamingDataset):
         layout with these settings draws the same batches; this layout is then checked with it (a node with more
         ranks holds more shards, and is refused with the minimum for that block). Only epochs whose mix differs
         are measured (``epoch_shapes``): each costs a shuffle per block tried."""
-        if self.batch_size is None:
-            raise ConfigError(
-                f"cache_limit={self.cache_limit} needs batch_size: the shards a node holds at once are counted in "
-                "batches. Pass batch_size=... (the DataLoader's batch size) to ClusterClipDataset"
-            )
         world = self._parallel_rank_world
         ncn = self.num_canonical_nodes or (64 * world.num_nodes if self.shuffle_algo in ("py1s", "py2s") else world.num_nodes)
         default = self.shuffle_block_size if block_given else _default_block(ncn)

@@ -208,7 +208,7 @@ def test_cache_limit_without_batch_size_names_the_option(remote, tmp_path):
     from streamclip.errors import ConfigError
 
     kwargs = {k: v for k, v in READ.items() if k != "batch_size"}
-    with pytest.raises(ConfigError, match="needs batch_size.*Pass batch_size="):
+    with pytest.raises(ConfigError, match="(?i)needs batch_size.*pass batch_size="):
         ClusterClipDataset(remote=str(remote), local=str(tmp_path / "c"), cache_limit=10**9, **kwargs)
 
 

@@ -20,9 +20,9 @@ from streamclip._compat import Mirror, check_streaming_version
 check_streaming_version(streaming.__version__)  # before the imports below, which another release may break
 
 from streaming import MDSWriter  # noqa: E402
-from streaming.base.format.mds.encodings import get_mds_encoded_size, mds_encode  # noqa: E402
+from streaming.base.format.mds.encodings import get_mds_encoded_size, mds_decode, mds_encode  # noqa: E402
 
-__all__ = ["MIRRORED", "MIRRORS", "MDSWriter", "get_mds_encoded_size", "mds_encode"]
+__all__ = ["MIRRORED", "MIRRORS", "MDSWriter", "get_mds_encoded_size", "mds_decode", "mds_encode"]
 
 _WRITER = "streaming.base.format.base.writer"
 _MDS = "streaming.base.format.mds"
@@ -57,6 +57,11 @@ MIRRORS: tuple[Mirror, ...] = (
            "writers/packing.py _SampleEncoder.encode: a str column is the text's UTF-8 bytes, as staged"),
     Mirror(f"{_MDS}.encodings.Scalar.encode", "9d40cfc8a4788b0e51482cf6fface2450be0d8e4189908117e966d7d7f3d7dcb",
            "writers/packing.py _SampleEncoder.encode: the int32 cluster as struct.pack('<i'), np.int32's bytes"),
+    Mirror(f"{_MDS}.encodings.mds_decode", "cfe63f3f7de0c98baea55e3b6fcb9088a51a7a89992b98d7c0477f35d31b0208",
+           "writers/split.py _ShardSource._record decodes each stored column with it"),
+    Mirror(f"{_MDS}.reader.MDSReader.decode_sample", "1862a75e80398ec386df6c9b00d947e2594d8b07d1877d0c067d40742724938e",
+           "writers/split.py _ShardSource._record: a sample is a uint32 size per variable column, then each "
+           "column's bytes in column order"),
     Mirror(f"{_MDS}.encodings.Int32", "3d7d54b26d73fbb60856c215d608b9305c36ea000ae08d4ce9e477171f8187ea",
            "writers/packing.py _SampleEncoder.encode: int32 is a 4-byte np.int32 column"),
 )

@@ -181,7 +181,7 @@ class _ShardSource:
 
     def _record(self, sample: bytes) -> bytes:
         """A stored MDS sample (sizes of the variable columns, then each column) as a staged record of its text and kept fields."""
-        from streaming.base.format.mds.encodings import mds_decode
+        from streamclip.writers.compat import mds_decode
 
         nvar = sum(1 for size in self.fixed if not size)
         sizes = iter(struct.unpack_from(f"<{nvar}I", sample))
