@@ -200,8 +200,8 @@ def iter_raw(path: str) -> Iterator[bytes]:
 def _read_staged(reader: ZstdReader, path: str) -> bytes:
     try:
         return reader.read(1 << 20)
-    except EOFError as e:
-        raise WorkDirError(f"{path}: {e}; the staging file is truncated (rerun without --resume)") from None
+    except (EOFError, ValueError) as e:  # cut short, or not zstd frames at all
+        raise WorkDirError(f"{path}: {e}; the staging file is truncated or damaged (rerun without --resume)") from None
 
 
 def read_records(path: str) -> Iterator[tuple[str, dict[str, Any], int]]:
