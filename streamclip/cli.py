@@ -275,7 +275,7 @@ def _strategy(name: str, params: dict[str, Any]):  # -> Strategy
 @click.option("--weights", "weights", type=WeightsFile(), default=None, help="JSON file holding a list of one weight per cluster, in cluster-id order (for 'weighted').")
 @click.option("--total-samples", type=click.IntRange(min=1), default=None, help="Training budget in samples [default: epochs x epoch size].")
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Budget in epochs of --epoch-size samples [default: 1].")
-@click.option("--epoch-size", type=click.IntRange(min=1), default=None, help="Samples per epoch (segment) [default: documents in the dataset].")
+@click.option("--epoch-size", type=str, default=None, help="Samples per epoch (segment): an integer or stock streaming's abbreviations such as 100k or 1.5m [default: documents in the dataset].")
 @click.option("--limit", type=click.IntRange(min=0), default=15, help="Clusters shown per strategy (0: all).")
 @click.option("--json", "as_json", is_flag=True, help="Print the per-cluster plan as JSON.")
 @click.option("--plot", "plot_path", type=OutputFile(), default=None, help="Write a PNG: cluster shares over training and repeats per document.")

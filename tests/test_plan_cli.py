@@ -57,3 +57,13 @@ def test_infeasible_budget_is_one_clear_line(dataset):
     assert result.returncode == 2
     assert result.stderr.startswith("error: total_samples=") and f"at most {2 * n} draws" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_epoch_size_takes_stocks_abbreviations(dataset):
+    """`--epoch-size 1.2k` is stock streaming's 1,200 samples: the same plan as `--epoch-size 1200`."""
+    base = ["--strategy", "uniform", "--total-samples", "2400", "--json"]
+    short = run_plan(str(dataset), "--epoch-size", "1.2k", *base)
+    spelled = run_plan(str(dataset), "--epoch-size", "1200", *base)
+    assert short.returncode == 0 and spelled.returncode == 0, short.stderr + spelled.stderr
+    assert json.loads(short.stdout) == json.loads(spelled.stdout)
+    assert json.loads(short.stdout)["epoch_size"] == 1200
