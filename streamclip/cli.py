@@ -221,7 +221,8 @@ def convert(inputs: tuple[str, ...], out: str, clusters: int, seed: int, text_fi
     )
     report = run_convert(list(inputs), out, config)
     click.echo(f"\nwrote {report.out}: {report.written} documents in {report.clusters} clusters, {report.shards} shards")
-    click.echo(f"read {report.read} = written {report.written} + rejected {report.rejected}")
+    blank = f" ({report.blank_lines} blank lines passed over)" if report.blank_lines else ""
+    click.echo(f"read {report.read} = written {report.written} + rejected {report.rejected}{blank}")
     for reason, count in report.rejected_by_reason.items():
         click.echo(f"  rejected {reason:<16} {count:>8}   (details: {report.out}/rejected.jsonl)")
     if report.resumed_embeddings:

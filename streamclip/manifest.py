@@ -58,6 +58,7 @@ class InputInfo:
     documents: int
     written: int
     rejected: int
+    blank_lines: int = 0  # blank JSONL lines: not documents, counted so every line is accounted for
 
 
 @dataclass(frozen=True, slots=True)
@@ -287,7 +288,8 @@ def _validate(doc: Any, index: Any, index_sha: str, *, location: str, where: str
     inputs = []
     for i, item in enumerate(_get(doc, "inputs", list, where)):
         at = f"{where} input {i}"
-        info = InputInfo(path=_get(item, "path", str, at), documents=_int(item, "documents", at), written=_int(item, "written", at), rejected=_int(item, "rejected", at))
+        info = InputInfo(path=_get(item, "path", str, at), documents=_int(item, "documents", at), written=_int(item, "written", at), rejected=_int(item, "rejected", at),
+                         blank_lines=_int(item, "blank_lines", at) if "blank_lines" in item else 0)
         _require(info.documents == info.written + info.rejected, at, f"documents {info.documents} != written {info.written} + rejected {info.rejected}")
         inputs.append(info)
     rejected = _int(doc, "rejected", where)

@@ -22,7 +22,7 @@ import zstandard
 
 from streamclip import InputError, StreamclipError, open_manifest
 from streamclip.writers import ConvertConfig, FieldRules, convert
-from streamclip.writers.sources import CLUSTER_ID_MAX, Document, Rejection, expand_inputs, line_limit, read_source
+from streamclip.writers.sources import CLUSTER_ID_MAX, BlankLines, Document, Rejection, expand_inputs, line_limit, read_source
 
 from conftest import write_jsonl
 
@@ -34,7 +34,8 @@ def jsonl_bytes(texts: list[str]) -> bytes:
 
 
 def read(path: Path, rules: FieldRules = FieldRules()) -> list[Document | Rejection]:
-    return list(read_source(str(path), 0, rules))
+    """The documents and rejections of one file (its ``BlankLines`` count is checked where it matters)."""
+    return [i for i in read_source(str(path), 0, rules) if not isinstance(i, BlankLines)]
 
 
 def reasons(items: list[Document | Rejection]) -> list[tuple[int, str]]:
@@ -83,13 +84,15 @@ def test_a_hostile_line_is_rejected_alone_and_the_rest_of_the_file_is_read(tmp_p
     assert [r["line"] for r in rows] == bad_lines
 
 
-def test_blank_lines_are_not_documents_and_are_reported(tmp_path, caplog):
+def test_blank_lines_are_not_documents_and_are_counted(tmp_path):
     path = tmp_path / "gaps.jsonl"
     path.write_bytes(b'{"text": "one"}\n\n   \n{"text": "two"}\n\t\n')
-    with caplog.at_level(logging.INFO, logger="streamclip.writers.sources"):
-        items = read(path)
-    assert reasons(items) == [(1, "doc"), (4, "doc")]
-    assert f"{path}: 3 blank line(s)" in caplog.text
+    items = list(read_source(str(path), 0, FieldRules()))
+    assert reasons(items[:-1]) == [(1, "doc"), (4, "doc")] and items[-1] == BlankLines(0, 3)
+    report, _ = converted([str(path)], tmp_path / "ds", clusters=1)
+    assert (report.read, report.blank_lines) == (2, 3)
+    assert [(i.documents, i.blank_lines) for i in open_manifest(str(tmp_path / "ds")).inputs] == [(2, 3)]
+    assert list(read_source(str(write_jsonl(tmp_path / "none.jsonl", [{"text": "x"}])), 0, FieldRules()))[-1].text == "x"
 
 
 def test_a_byte_order_mark_does_not_cost_the_first_document(tmp_path):

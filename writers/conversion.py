@@ -37,7 +37,7 @@ from streamclip.writers.clustering import fit_and_assign
 from streamclip.writers.docstore import RecordWriter, encode_record, read_records
 from streamclip.writers.embedders import EMBEDDERS, Embedder, make_embedder
 from streamclip.writers.packing import ClusterSpill, pack_clusters, spill_by_cluster
-from streamclip.writers.sources import Document, FieldRules, Rejection, expand_inputs, read_source, stat_input
+from streamclip.writers.sources import BlankLines, Document, FieldRules, Rejection, expand_inputs, read_source, stat_input
 from streamclip.writers.terms import TermStats
 from streamclip.writers.staging import Staging, remove_stale
 from streamclip.writers.upload import S3Uploader, UploadError
@@ -114,6 +114,7 @@ class ConvertReport:
     shards: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
     resumed_embeddings: int = 0
+    blank_lines: int = 0  # blank JSONL lines passed over: not documents, so not in read
 
 
 def convert(inputs: list[str], out: str, config: ConvertConfig | None = None, *, embedder: Embedder | None = None) -> ConvertReport:
@@ -160,6 +161,7 @@ def _convert(files: list[str], out: str, local_out: str, work: WorkDir, uploader
     report.seconds["read"] = time.perf_counter() - t
     inputs_info = [InputInfo(**i) for i in state["inputs"]]
     report.read = sum(i.documents for i in inputs_info)
+    report.blank_lines = sum(i.blank_lines for i in inputs_info)
     report.written = state["documents"]
     report.rejected = state["rejected"]
     report.rejected_by_reason = state["rejected_by_reason"]
@@ -287,6 +289,9 @@ def _read_stage(files: list[str], work: WorkDir, key: str, config: ConvertConfig
         for index, path in enumerate(files):
             counts = Counter()
             for item in read_source(path, index, config.rules):
+                if isinstance(item, BlankLines):
+                    counts["blank_lines"] += item.lines
+                    continue
                 if isinstance(item, Document):
                     docs.write(encode_record(item.text, item.fields))
                     if cluster_ids is not None:
@@ -299,7 +304,8 @@ def _read_stage(files: list[str], work: WorkDir, key: str, config: ConvertConfig
                     if len(preview) < 10:
                         preview.append(_describe_reject(path, item))
                 bar.update(1)
-            per_input.append({"path": path, "documents": counts["written"] + counts["rejected"], "written": counts["written"], "rejected": counts["rejected"]})
+            per_input.append({"path": path, "documents": counts["written"] + counts["rejected"], "written": counts["written"], "rejected": counts["rejected"],
+                              "blank_lines": counts["blank_lines"]})
             written += counts["written"]
     docs.close()
     if cluster_ids is not None:

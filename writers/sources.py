@@ -72,6 +72,14 @@ class Document:
 
 
 @dataclass(frozen=True, slots=True)
+class BlankLines:
+    """The blank lines of one JSONL file, yielded once after its last line: not documents, but counted."""
+
+    source: int
+    lines: int
+
+
+@dataclass(frozen=True, slots=True)
 class Rejection:
     """A document that will not be written, with the reason (one of a fixed set) and detail."""
 
@@ -219,7 +227,7 @@ def stat_input(path: str) -> tuple[Any, ...]:
     return (path, head["ContentLength"], head.get("ETag", ""))
 
 
-def read_source(path: str, index: int, rules: FieldRules) -> Iterator[Document | Rejection]:
+def read_source(path: str, index: int, rules: FieldRules) -> Iterator[Document | Rejection | BlankLines]:
     """Every document of one input file, or a rejection for it, in file order.
 
     A local path that is not a regular file (a FIFO would block the run, a device never ends) is one
@@ -353,7 +361,8 @@ def _read_jsonl(path: str, index: int, rules: FieldRules) -> Iterator[Document |
     gzip or zstd stream, an I/O error), the complete lines before are kept and an ``unreadable``
     rejection names the line where reading stopped. Blank lines are not documents: they are neither
     written nor rejected (so ``read = written + rejected`` counts documents; line numbers count
-    every line), and their number is logged per file at INFO level. A UTF-8 byte order mark before the first line is dropped.
+    every line); their number comes last, as one ``BlankLines``. A UTF-8 byte order mark before the
+    first line is dropped.
     """
     limit = line_limit(rules)
     number = blank = 0
@@ -384,7 +393,7 @@ def _read_jsonl(path: str, index: int, rules: FieldRules) -> Iterator[Document |
                 item = Rejection(index, number, item.reason, f"{item.detail}; {_ARRAY_HINT}")
             yield item
     if blank:
-        logger.info("%s: %d blank line(s) passed over (not documents, not counted)", path, blank)
+        yield BlankLines(index, blank)
 
 
 def _skip_line(f: io.BufferedIOBase) -> int:
