@@ -20,33 +20,10 @@ from streamclip.readers import dataset as dataset_module
 from streamclip.readers import spanread
 from streamclip.readers.cachefit import node_window
 
-from conftest import convert_docs
 from reader_helpers import EPOCH, identity, make_dataset
-from test_cache_fit import READ, minimum_in, node_shards, visits
+from test_cache_fit import READ, downloads, minimum_in, node_shards, remote, visits  # noqa: F401 (fixtures)
 
 HANG = 60  # seconds; only a thread that never starts or never ends reaches it
-
-
-@pytest.fixture(scope="module")
-def remote(tmp_path_factory, sample_docs) -> Path:
-    """12 clusters over ~190 shards of 16 KiB (as test_cache_fit): a ClusterClip epoch visits dozens of shards."""
-    return convert_docs(tmp_path_factory.mktemp("threads"), sample_docs, clusters=12, shard_size=16 << 10)
-
-
-@pytest.fixture
-def downloads(monkeypatch, tmp_path) -> Path:
-    """Every shard copy from the remote, one line per copy."""
-    log = tmp_path / "downloads.log"
-    log.touch()
-    copy = Stream.prepare_shard
-
-    def logged(self, shard):
-        with open(log, "a") as f:
-            f.write(shard.file_pairs[0][0].basename + "\n")
-        return copy(self, shard)
-
-    monkeypatch.setattr(Stream, "prepare_shard", logged)
-    return log
 
 
 def tight(remote: Path, tmp_path: Path, **extra) -> ClusterClipDataset:
