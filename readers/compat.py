@@ -90,7 +90,8 @@ MIRRORS: tuple[Mirror, ...] = (
            "readers/fastiter.py iter_spans calls it for (epoch, sample_in_epoch), as stock __iter__ does"),
     Mirror(f"{_DATASET}._resume", "3a7dd19970ba345edec32d33706761ede23abc547655a69d79c262635fe8ecb0",
            "readers/dataset.py ClusterClipDataset._fit_cache: its default num_canonical_nodes (64 x nodes for "
-           "py1s/py2s, else nodes), computed before the first epoch"),
+           "py1s/py2s, else nodes), computed before the first epoch; ClusterClipDataset._resume applies the same "
+           "fields of a loaded checkpoint when the resume shared memory is gone"),
     Mirror(f"{_DATASET}._set_shuffle_block_size", "f0b4335b271d50ddb2b406934ba96f6b3d5042afe0eee0cb2f1d2c782f912273",
            "readers/dataset.py ClusterClipDataset._fit_cache: its default block max(4_000_000 // "
            "num_canonical_nodes, 1 << 18), and that a block already set (the fitted one) is kept"),

@@ -371,6 +371,26 @@ class ClusterClipDataset(StreamingDataset):
         # The order of the interrupted epoch: its block may have been fitted to another cache (None: stock's default).
         self.shuffle_block_size = _default_block(ncn) if block is None else _checked_int(ours, "shuffle_block_size", 1, 2**62)
         super().load_state_dict(obj)
+        self._loaded_state = obj  # pickled into the workers with the dataset: see _resume
+
+    def _resume(self, world: Any, epoch: int) -> tuple[int, int]:
+        """Stock's resume, which reads the checkpoint from shared memory; if that memory is gone although this
+        dataset loaded a checkpoint for this epoch, resume from the copy the dataset carries.
+
+        Stock takes a missing resume memory for "nothing to resume" and silently restarts the epoch. It goes
+        missing when a DataLoader abandoned mid-epoch still has workers exiting as the next dataset on the same
+        local directory is built in this process: that dataset reuses the shared-memory prefix, and an exiting
+        worker can unlink the name. The values applied are stock's (``StreamingDataset._resume`` in 0.13).
+        """
+        resumed = super()._resume(world, epoch)
+        state = getattr(self, "_loaded_state", None)
+        if state is None or state["epoch"] < epoch or resumed == (state["epoch"], state["sample_in_epoch"]):
+            return resumed
+        self.num_canonical_nodes = state["num_canonical_nodes"]
+        self.shuffle_seed = state["shuffle_seed"]
+        self.initial_physical_nodes = state.get("initial_physical_nodes")
+        self._set_shuffle_block_size(world)
+        return state["epoch"], state["sample_in_epoch"]
 
 
 def raise_background_error(ds: ClusterClipDataset, it: Any) -> None:

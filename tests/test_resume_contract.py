@@ -162,3 +162,27 @@ def test_an_edited_checkpoint_is_refused_naming_the_field_value_and_range(remote
     gc.collect()
     fine = make_dataset(cache=None)
     fine.load_state_dict(state)  # the unedited checkpoint still loads
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_checkpoint_survives_its_shared_memory_being_unlinked(contract, workers):
+    """Stock keeps a loaded checkpoint only in shared memory named by the dataset's prefix; a late collection of an
+    earlier dataset that used the same prefix unlinks that name, and stock then silently restarts the epoch. The
+    dataset carries its loaded checkpoint to its workers, so the resume still yields exactly the remainder."""
+    from multiprocessing.shared_memory import SharedMemory
+
+    from streaming.base.constant import RESUME
+    from streaming.base.shared.prefix import _get_path
+
+    from resume_contract import _loader
+
+    make_dataset, _, full = contract("clusterclip", "fast", 0, False)
+    state = _checkpoint(make_dataset, workers=0)
+    gc.collect()
+    resumed = make_dataset(cache=None)
+    resumed.load_state_dict(state)
+    gone = SharedMemory(name=_get_path(resumed._shm_prefix_int, RESUME), create=False)
+    gone.close()
+    gone.unlink()  # what the late collection does
+    tail = [batch["text"] for batch in _loader(resumed, workers)]
+    assert sorted(t for b in tail for t in b) == sorted(t for b in full[MIDPOINT:] for t in b)
