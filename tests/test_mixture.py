@@ -22,20 +22,27 @@ SMALL = dict(iterations=3, runs=(16, 8, 8), pool=4000)
 
 
 def _random_best(f, k: int, draws: int, seed: int) -> np.ndarray:
-    rows = np.random.default_rng((seed, 99)).dirichlet(np.ones(k), size=draws)
+    """Random search: as many draws from round 1's generator as the search evaluates, the best by ``f``."""
+    rows = Generator().draw(np.full(k, 1 / k), draws, np.random.default_rng((seed, 99)))
     return rows[int(np.argmin([f(w) for w in rows]))]
 
 
 @pytest.mark.parametrize("make", [lambda t, s: noisy_distance(t, s), lambda t, s: bumpy(t)], ids=["noisy-distance", "non-convex"])
 def test_search_ends_closer_to_the_optimum_than_as_many_random_draws_in_most_seeds(make) -> None:
-    wins = 0
-    for seed in range(10):
+    """Paired over 20 hidden optima: the search against random search with the same 64 evaluations.
+
+    With 16 first-round runs the predictor (at least 5 rows a leaf, a tenth held out) has too little to
+    learn from and the search wins about 6 seeds in 10; from 32 on it wins most (measured 17-18 of 20)."""
+    runs = (32, 16, 16)
+    found, random = [], []
+    for seed in range(20):
         target = hidden_optimum(K, seed)
         f = make(target, seed)
-        found = search(f, K, seed=seed, **SMALL).weights
-        random = _random_best(f, K, sum(SMALL["runs"]), seed)
-        wins += np.abs(found - target).sum() < np.abs(random - target).sum()
-    assert wins >= 7, f"search was closer than the best of 32 random Dirichlet draws in only {wins} of 10 seeds"
+        found.append(np.abs(search(f, K, seed=seed, iterations=3, runs=runs, pool=4000).weights - target).sum())
+        random.append(np.abs(_random_best(f, K, sum(runs), seed) - target).sum())
+    wins = int(np.sum(np.array(found) < np.array(random)))
+    assert wins >= 14, f"search was closer than the best of {sum(runs)} random draws in only {wins} of 20 seeds"
+    assert np.mean(found) < np.mean(random)
 
 
 def test_a_search_is_deterministic_for_a_fixed_seed() -> None:

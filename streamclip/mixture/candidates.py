@@ -3,6 +3,9 @@
 The constants are those of RegMix's ``synthesize_mixture.py`` (TEMP 0.5, strengths 0.1..5, 100 draws
 per wanted sample, usage cap 15, minimum 2e-4), which NeMo Curator's Nemotron-CLIMB tutorial reuses in
 ``5_mixture.py``; later rounds draw Dirichlet(prior x 1) without temperature or bounds (``8_predict.py``).
+Later rounds rank a pool from the same generator by default: the recipe's Dirichlet(prior x 1) pool
+(``dirichlet_pool``, ``search(pool_sampler="dirichlet")``) is so sparse (total concentration 1) that on the
+synthetic objectives of tests/test_mixture.py it lost to plain random search in most seeds.
 Dirichlet rows are drawn as normalised gammas so a whole batch with per-row strengths is one numpy call.
 """
 
@@ -15,7 +18,7 @@ from numpy.typing import NDArray
 
 from streamclip.errors import ConfigError
 
-__all__ = ["Generator", "dirichlet_rows", "pool"]
+__all__ = ["Generator", "dirichlet_pool", "dirichlet_rows"]
 
 
 def dirichlet_rows(alpha: NDArray[np.float64], rng: np.random.Generator) -> NDArray[np.float64]:
@@ -44,19 +47,21 @@ class Generator:
         if self.strengths < 1 or self.multiplier < 1 or self.max_usage <= 0 or not 0 <= self.minimum < 1:
             raise ConfigError(f"invalid candidate generator settings: {self!r}")
 
-    def draw(self, prior: NDArray[np.float64], count: int, rng: np.random.Generator) -> NDArray[np.float64]:
-        """float64[count, K]: distinct candidates within the usage cap, each summing to 1."""
+    def _batch(self, prior: NDArray[np.float64], draws: int, rng: np.random.Generator) -> NDArray[np.float64]:
+        """Up to ``draws`` rows: Dirichlet(centre x s) with a random rung s of the ladder, within the cap, tidied."""
         centre = prior ** self.temperature
         centre = centre / centre.sum()
         ladder = np.logspace(np.log10(self.min_strength), np.log10(self.max_strength), self.strengths)
-        draws = count * self.multiplier
         strength = ladder[rng.integers(0, len(ladder), size=draws)]
         rows = dirichlet_rows(centre[None, :] * strength[:, None], rng)
         bound = np.minimum(prior * self.max_usage, 1.0)
-        rows = rows[np.isfinite(rows).all(axis=1) & (rows <= bound).all(axis=1)]
-        rows = self.tidy(rows)
-        rows = rows[np.isfinite(rows).all(axis=1)]
-        rows = _distinct(rows)
+        rows = self.tidy(rows[np.isfinite(rows).all(axis=1) & (rows <= bound).all(axis=1)])
+        return rows[np.isfinite(rows).all(axis=1)]
+
+    def draw(self, prior: NDArray[np.float64], count: int, rng: np.random.Generator) -> NDArray[np.float64]:
+        """float64[count, K]: distinct candidates within the usage cap, each summing to 1."""
+        draws = count * self.multiplier
+        rows = _distinct(self._batch(prior, draws, rng))
         if len(rows) < count:
             raise ConfigError(
                 f"only {len(rows)} of {count} candidate mixtures passed the usage cap (weight <= {self.max_usage} x prior) "
@@ -73,6 +78,18 @@ class Generator:
             return rows / rows.sum(axis=1, keepdims=True)
 
 
+    def pool(self, prior: NDArray[np.float64], count: int, rng: np.random.Generator) -> NDArray[np.float64]:
+        """float64[n, K], n <= count: a ranking pool from the same generator (batches of ``count`` until full,
+        at most ``multiplier`` of them; no deduplication, which a pool ranked by a predictor does not need)."""
+        parts, have = [], 0
+        for _ in range(self.multiplier):
+            parts.append(self._batch(prior, count, rng))
+            have += len(parts[-1])
+            if have >= count:
+                break
+        return np.concatenate(parts)[:count]
+
+
 def _distinct(rows: NDArray[np.float64], tolerance: float = 1e-5) -> NDArray[np.float64]:
     """Rows at L1 distance above ``tolerance`` from every earlier kept row (the recipe's deduplication)."""
     if len(rows) == 0:
@@ -84,7 +101,7 @@ def _distinct(rows: NDArray[np.float64], tolerance: float = 1e-5) -> NDArray[np.
     return rows[keep]
 
 
-def pool(prior: NDArray[np.float64], count: int, rng: np.random.Generator, *, concentration: float = 1.0) -> NDArray[np.float64]:
+def dirichlet_pool(prior: NDArray[np.float64], count: int, rng: np.random.Generator, *, concentration: float = 1.0) -> NDArray[np.float64]:
     """float64[count, K]: Dirichlet(prior x concentration) draws for the predictor to rank (``8_predict.py``)."""
     rows = dirichlet_rows(np.broadcast_to(prior * concentration, (count, len(prior))), rng)
     return rows[np.isfinite(rows).all(axis=1)]

@@ -24,7 +24,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from streamclip.errors import ConfigError, ResumeMismatch
-from streamclip.mixture.candidates import Generator, pool as draw_pool
+from streamclip.mixture.candidates import Generator, dirichlet_pool
 from streamclip.mixture.merge import expand, ward_groups
 from streamclip.mixture.predictor import PredictorSettings, fit_predictor
 from streamclip.mixture.weights_file import write_weights_file
@@ -167,7 +167,7 @@ def search(
     evaluate: Callable[[NDArray[np.float64]], float], n_clusters: int, *, iterations: int = 3, runs: Sequence[int] = (64, 32, 16),
     pool: int = 100_000, prior: Sequence[float] | None = None, seed: int = 0, maximize: bool = False,
     state: str | os.PathLike[str] | None = None, merge: int | Sequence[int] | None = None, centroids: NDArray[np.floating] | None = None,
-    top_min: int = 128, generator: Generator | None = None, predictor: PredictorSettings | None = None, dataset: str | None = None,
+    top_min: int = 128, pool_sampler: str = "generator", generator: Generator | None = None, predictor: PredictorSettings | None = None, dataset: str | None = None,
     progress: bool = False,
 ) -> MixtureResult:
     """Search cluster weights (float64[K], summing to 1) that minimise ``evaluate`` (maximise with ``maximize=True``).
@@ -188,9 +188,12 @@ def search(
     groups = _resolve_groups(merge, centroids, n_clusters)
     space_prior = prior_k if groups is None else np.bincount(groups, weights=prior_k)
     generator = generator or Generator()
+    if pool_sampler not in ("generator", "dirichlet"):
+        raise ConfigError(f"pool_sampler must be 'generator' (round 1's generator) or 'dirichlet' (the recipe's Dirichlet(prior x 1)), got {pool_sampler!r}")
+    draw_pool = generator.pool if pool_sampler == "generator" else dirichlet_pool
     predictor = predictor or PredictorSettings()
     settings = {
-        "iterations": iterations, "runs": list(runs), "pool": pool, "seed": seed, "maximize": bool(maximize), "top_min": top_min,
+        "iterations": iterations, "runs": list(runs), "pool": pool, "seed": seed, "maximize": bool(maximize), "top_min": top_min, "pool_sampler": pool_sampler,
         "generator": asdict(generator), "predictor": asdict(predictor),
     }
     header = {"version": STATE_VERSION, "clusters": n_clusters, "prior": prior_k.tolist(),
