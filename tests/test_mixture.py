@@ -32,7 +32,9 @@ def test_search_ends_closer_to_the_optimum_than_as_many_random_draws_in_most_see
     """Paired over 20 hidden optima: the search against random search with the same 64 evaluations.
 
     With 16 first-round runs the predictor (at least 5 rows a leaf, a tenth held out) has too little to
-    learn from and the search wins about 6 seeds in 10; from 32 on it wins most (measured 17-18 of 20)."""
+    learn from and the search wins about 6 seeds in 10; from 32 on it wins most (measured 17-18 of 20).
+    Against Dirichlet(1) draws, the very distribution the hidden optima come from, it wins 4 of 10 at
+    16/8/8 and 10-13 of 20 at 32/16/16 and 64/32/16: the predictor's gain is over its own generator."""
     runs = (32, 16, 16)
     found, random = [], []
     for seed in range(20):
