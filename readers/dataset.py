@@ -39,7 +39,7 @@ from numpy.typing import NDArray
 
 from streamclip.errors import CacheTooSmall, ConfigError, ManifestError, PlanInfeasible, ResumeMismatch, ShardError, StreamclipError
 from streamclip.manifest import INDEX_NAME, Manifest, open_manifest
-from streamclip.planning import resolve_budget
+from streamclip.planning import check_weights_fit, resolve_budget
 from streamclip.plan import ClusterLayout, RunSchedule, Strategy, num_segments, plan_segment, strategy_from_spec
 from streamclip.readers.cachefit import CacheFit, check_block_size, check_layout, epoch_shapes, fit_block_size, workers_shortfall
 from streamclip.readers.compat import StreamingDataset, _ShardState, bytes_to_int
@@ -155,6 +155,8 @@ class ClusterClipDataset(StreamingDataset):
             strategy = strategy_from_spec(strategy, **(strategy_params or {}))
         elif strategy_params:
             raise ConfigError(f"strategy_params={strategy_params!r} is only for a strategy given by name: pass strategy='NAME' with it, or drop it")
+        with endpoint_env(s3_endpoint_url):
+            check_weights_fit(strategy, remote if remote is not None else local, self.manifest)  # type: ignore[arg-type]
         self.strategy = strategy
         self.plan_seed = seed
         self.total_samples, size = resolve_budget(self.manifest.num_documents, total_samples=total_samples, epochs=epochs, epoch_size=epoch_size)

@@ -89,6 +89,10 @@ class WeightsFile(click.ParamType):
         except (ValueError, RecursionError) as e:
             reason = "nested too deeply" if isinstance(e, RecursionError) else str(e)[:80]
             self.fail(f"{value} is not valid JSON ({reason}); write a list with one weight per cluster, {self.example}", param, ctx)
+        if isinstance(weights, dict) and "format" in weights:  # a weights.json from streamclip climb
+            from streamclip.plan import Weighted
+
+            return Weighted.load(value)  # type: ignore[return-value]
         if not isinstance(weights, list) or not weights:
             self.fail(f"{value} holds a {type(weights).__name__}, not a non-empty list; write one weight per cluster, {self.example}", param, ctx)
         values = [_positive(w) for w in weights]
@@ -273,7 +277,7 @@ def _strategy(name: str, params: dict[str, Any]):  # -> Strategy
 @click.option("--clip", type=float, default=None, help="Most times any document may be seen over the run (clusterclip default 2).")
 @click.option("--t", "temperature", type=float, default=None, help="Temperature: shares proportional to size**t.")
 @click.option("--switch", type=float, default=None, help="Fraction of training where general-to-specific / specific-to-general switch.")
-@click.option("--weights", "weights", type=WeightsFile(), default=None, help="JSON file holding a list of one weight per cluster, in cluster-id order (for 'weighted').")
+@click.option("--weights", "weights", type=WeightsFile(), default=None, help="For 'weighted': a weights.json from streamclip climb, or a JSON list of one weight per cluster, in cluster-id order.")
 @click.option("--total-samples", type=click.IntRange(min=1), default=None, help="Training budget in samples [default: epochs x epoch size].")
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Budget in epochs of --epoch-size samples [default: 1].")
 @click.option("--epoch-size", type=str, default=None, help="Samples per epoch (segment): an integer or stock streaming's abbreviations such as 100k or 1.5m [default: documents in the dataset].")
@@ -287,7 +291,7 @@ def plan(dataset: str, strategy: str, compare: str | None, clip: float | None, t
     """Simulate a whole training run on DATASET's clusters without reading a shard: draws, repeats, knock-outs."""
     from streamclip.manifest import open_manifest
     from streamclip.plan import RunSchedule, plot_plan, summarize
-    from streamclip.planning import plan_report, resolve_budget
+    from streamclip.planning import check_weights_fit, plan_report, resolve_budget
 
     manifest = open_manifest(dataset)
     if total_samples is not None and epoch_size is None:
@@ -299,11 +303,16 @@ def plan(dataset: str, strategy: str, compare: str | None, clip: float | None, t
         raise ConfigError("strategy 'weighted' needs --weights FILE: a JSON list with one weight per cluster, in cluster-id order")
     if weights is not None and len(weights) != manifest.num_clusters:
         raise ConfigError(f"--weights holds {len(weights)} weights but {dataset} has {manifest.num_clusters} clusters; give one weight per cluster")
-    params = {"clip": clip, "t": temperature, "switch": switch, "weights": weights}
+    made_for = None
+    if weights is not None and not isinstance(weights, tuple):  # a weights.json, loaded as a Weighted
+        made_for, weights = weights.made_for, weights.values
+    params = {"clip": clip, "t": temperature, "switch": switch, "weights": weights, "made_for": made_for}
     summaries = {}
     total, size = resolve_budget(manifest.num_documents, total_samples=total_samples, epochs=epochs, epoch_size=epoch_size)
     for name in names:  # the plan engine's argument checks are ConfigErrors, printed by _friendly
-        summaries[name] = summarize(manifest.cluster_sizes, RunSchedule(manifest.cluster_sizes, _strategy(name, params), total))
+        chosen = _strategy(name, params)
+        check_weights_fit(chosen, dataset, manifest)
+        summaries[name] = summarize(manifest.cluster_sizes, RunSchedule(manifest.cluster_sizes, chosen, total))
     report = plan_report(manifest, summaries, epoch_size=size)
     if as_json:
         click.echo(json.dumps(report, indent=1))

@@ -329,3 +329,14 @@ def load_centroids(location: str, manifest: Manifest) -> NDArray[np.float32]:
     if arr.dtype != np.float32 or arr.ndim != 2 or arr.shape[0] != manifest.num_clusters:
         raise ManifestError(f"{where}: expected float32 ({manifest.num_clusters}, dim), got {arr.dtype} {arr.shape}")
     return arr
+
+
+def clustering_fingerprint(location: str, manifest: Manifest) -> str | None:
+    """Identifies the clustering (its centroids, in cluster-id order), or None without centroids.
+
+    A dataset and the train set ``split`` makes of it keep the same centroids, so they share this
+    fingerprint while their dataset fingerprints differ: cluster weights found on one fit the other."""
+    if not manifest.has_centroids:
+        return None
+    centroids = load_centroids(location, manifest)
+    return hashlib.sha256(str(centroids.shape).encode() + np.ascontiguousarray(centroids).tobytes()).hexdigest()[:16]

@@ -123,3 +123,15 @@ def plan_report(manifest: Manifest, summaries: Mapping[str, PlanSummary], *, epo
         "location": manifest.location, "documents": manifest.num_documents, "clusters": manifest.num_clusters,
         "total_samples": total, "epoch_size": epoch_size, "epochs": math.ceil(total / epoch_size), "strategies": strategies,
     }
+
+
+def check_weights_fit(strategy: object, location: str, manifest: Manifest) -> None:
+    """Refuse a ``Weighted`` loaded from a ``weights.json`` of another dataset (see ``check_made_for``).
+
+    The clustering fingerprint reads ``centroids.npy``; it is computed only when such weights are given."""
+    from streamclip.manifest import clustering_fingerprint
+    from streamclip.plan.strategies import _weighted_parts, check_made_for
+
+    if not any(part.made_for is not None for part in _weighted_parts(strategy)):
+        return
+    check_made_for(strategy, dataset=manifest.fingerprint(), clustering=clustering_fingerprint(location, manifest), location=location)

@@ -48,10 +48,11 @@ class MixtureResult:
     groups: NDArray[np.int64] | None = None  # cluster -> super-cluster when the search ran merged
     settings: dict[str, Any] = field(default_factory=dict)
     dataset: str | None = None  # the manifest fingerprint of the dataset searched, when known
+    clustering: str | None = None  # its clustering fingerprint (centroids): the weights also fit datasets split from it
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "dataset": self.dataset, "clusters": len(self.weights), "weights": [float(w) for w in self.weights],
+            "dataset": self.dataset, "clustering": self.clustering, "clusters": len(self.weights), "weights": [float(w) for w in self.weights],
             "score": self.score, "maximize": self.maximize, "prior": [float(p) for p in self.prior],
             "super_clusters": None if self.groups is None else [int(g) for g in self.groups],
             "predicted_best": self.predicted_best, "predictor_quality": self.predictor_quality,
@@ -168,7 +169,7 @@ def search(
     pool: int = 100_000, prior: Sequence[float] | None = None, seed: int = 0, maximize: bool = False,
     state: str | os.PathLike[str] | None = None, merge: int | Sequence[int] | None = None, centroids: NDArray[np.floating] | None = None,
     top_min: int = 128, pool_sampler: str = "generator", generator: Generator | None = None, predictor: PredictorSettings | None = None, dataset: str | None = None,
-    progress: bool = False,
+    clustering: str | None = None, progress: bool = False,
 ) -> MixtureResult:
     """Search cluster weights (float64[K], summing to 1) that minimise ``evaluate`` (maximise with ``maximize=True``).
 
@@ -177,7 +178,8 @@ def search(
     super-cluster count (Ward linkage on ``centroids``) or a cluster -> group map: the search then runs over
     the groups and ``evaluate`` still gets one weight per cluster. ``state`` is a JSONL path: finished
     evaluations are kept there and a restarted search with the same settings skips them. ``dataset``
-    (a manifest fingerprint) goes into ``weights.json`` so the file is refused for any other dataset.
+    and ``clustering`` (manifest and clustering fingerprints) go into ``weights.json`` so the file is refused
+    for a dataset of other clusters.
     """
     if isinstance(n_clusters, bool) or not isinstance(n_clusters, int) or n_clusters < 1:
         raise ConfigError(f"n_clusters must be an integer >= 1, got {n_clusters!r}")
@@ -240,5 +242,5 @@ def search(
     return MixtureResult(
         weights=np.asarray(history[best]["weights"]), score=ys[best], history=history, predictor_quality=quality,
         predicted_best={"weights": to_clusters(fresh[best_guess]).tolist(), "predicted": float(sign * guesses[best_guess])},
-        prior=prior_k, maximize=bool(maximize), groups=groups, settings=settings, dataset=dataset,
+        prior=prior_k, maximize=bool(maximize), groups=groups, settings=settings, dataset=dataset, clustering=clustering,
     )

@@ -55,4 +55,6 @@ def read_weights_file(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise ConfigError(f"{where}: field 'clusters' is {doc.get('clusters')!r} but 'weights' has {len(weights)} entries")
     if doc.get("dataset") is not None and not isinstance(doc.get("dataset"), str):
         raise ConfigError(f"{where}: field 'dataset' must be a manifest fingerprint (a string) or null")
+    if doc.get("clustering") is not None and not isinstance(doc.get("clustering"), str):
+        raise ConfigError(f"{where}: field 'clustering' must be a clustering fingerprint (a string) or null")
     return doc

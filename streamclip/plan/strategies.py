@@ -29,6 +29,7 @@ from streamclip.errors import ConfigError
 
 __all__ = [
     "STRATEGIES",
+    "check_made_for",
     "ClusterClip",
     "Phase",
     "Random",
@@ -179,15 +180,39 @@ class Weighted:
     """Explicit relative weights, one per cluster in cluster-id order: ``Weighted((3, 1, 1), clip=2)``.
 
     The weights are stored as ``values`` because ``weights(sizes)`` is the method every strategy has.
+    ``made_for`` is ``(dataset fingerprint, clustering fingerprint)`` when the weights come from a
+    ``weights.json`` (``Weighted.load``): a plan of another dataset refuses them (``check_made_for``).
     """
 
     values: tuple[float, ...]
     clip: float | None
+    made_for: tuple[str | None, str | None] | None
     name: ClassVar[str] = "weighted"
 
-    def __init__(self, weights: Sequence[float], *, clip: float | None = None) -> None:
+    def __init__(self, weights: Sequence[float], *, clip: float | None = None, made_for: Sequence[str | None] | None = None) -> None:
         object.__setattr__(self, "values", _check_weights(weights))
         object.__setattr__(self, "clip", _check_clip(clip, optional=True))
+        if made_for is not None:
+            made = tuple(made_for)
+            if len(made) != 2 or not all(m is None or isinstance(m, str) for m in made):
+                raise ConfigError(f"made_for must be (dataset fingerprint, clustering fingerprint), each a string or None; got {_short(made_for)}")
+            made_for = made
+        object.__setattr__(self, "made_for", made_for)
+
+    @classmethod
+    def load(cls, path: str, *, clip: float | None = None) -> "Weighted":
+        """The weights of a ``weights.json`` written by ``streamclip climb`` / ``MixtureResult.save``.
+
+        A weight of 0 (the search zeroes weights below 2e-4, as the CLIMB recipe does) is read as
+        1e-12 of the total, because the plan engine needs every weight > 0; at 10^8 samples that is
+        under one expected draw (the exact integer counts may still give such a cluster one sample).
+        """
+        from streamclip.mixture.weights_file import read_weights_file
+
+        doc = read_weights_file(path)
+        values = np.asarray(doc["weights"], dtype=np.float64)
+        values = np.maximum(values / values.sum(), ZERO_WEIGHT)
+        return cls(tuple(values / values.sum()), clip=clip, made_for=(doc.get("dataset"), doc.get("clustering")))
 
     def weights(self, sizes: NDArray[np.int64]) -> NDArray[np.float64]:
         if len(self.values) != len(sizes):
@@ -201,7 +226,40 @@ class Weighted:
         return _caps(sizes, self.clip)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "weights": list(self.values), "clip": self.clip}
+        out: dict[str, Any] = {"name": self.name, "weights": list(self.values), "clip": self.clip}
+        if self.made_for is not None:
+            out["made_for"] = list(self.made_for)
+        return out
+
+
+ZERO_WEIGHT = 1e-12
+"""What ``Weighted.load`` reads a weight of 0 as (a share of the total): the plan engine needs weights > 0."""
+
+
+def _weighted_parts(strategy: object) -> list[Weighted]:
+    if isinstance(strategy, Weighted):
+        return [strategy]
+    if isinstance(strategy, Schedule):
+        return [p.strategy for p in strategy.phases if isinstance(p.strategy, Weighted)]
+    return []
+
+
+def check_made_for(strategy: object, *, dataset: str, clustering: str | None, location: str) -> None:
+    """Refuse weights made for another dataset: they would re-weight clusters that are not the ones searched.
+
+    The weights fit when the dataset fingerprint matches, or when the clustering does (the same centroids
+    give the same cluster ids: a search on a ``split`` train set applies to the dataset it was split from).
+    """
+    for part in _weighted_parts(strategy):
+        if part.made_for is None:
+            continue
+        made_dataset, made_clustering = part.made_for
+        if made_dataset == dataset or (made_clustering is not None and made_clustering == clustering):
+            continue
+        raise ConfigError(
+            f"these weights were made for dataset {made_dataset} (clustering {made_clustering}), not for {location} "
+            f"(dataset {dataset}, clustering {clustering}); run streamclip climb on this dataset or one split from it"
+        )
 
 
 SimpleStrategy = Union[Random, Uniform, ClusterClip, Temperature, Weighted]
@@ -335,7 +393,14 @@ def _build(name: str, factory: Callable[..., Strategy], params: Mapping[str, Any
 
 
 def strategy_from_spec(name: str, **params: Any) -> Strategy:
-    """Build a strategy from its CLI name and keyword parameters, naming any mistake."""
+    """Build a strategy from its CLI name and keyword parameters, naming any mistake.
+
+    ``weighted`` also takes ``weights_file`` (a ``weights.json``) instead of ``weights``."""
+    if name == "weighted" and "weights_file" in params:
+        rest = {k: v for k, v in params.items() if k != "weights_file"}
+        if set(rest) - {"clip"}:
+            raise ConfigError(f"strategy 'weighted' with weights_file takes only clip besides it, got {', '.join(map(repr, sorted(set(rest) - {'clip'})))}")
+        return Weighted.load(params["weights_file"], clip=rest.get("clip"))
     factory = STRATEGIES.get(name) if isinstance(name, str) else None
     if factory is None:
         raise ConfigError(f"unknown strategy {_short(name)}; choose one of: {_accepted_names()}")
