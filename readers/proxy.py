@@ -21,7 +21,7 @@ import math
 import os
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -392,14 +392,15 @@ def _load_checkpoint(directory: str | None, identity: dict[str, Any], device: to
 
 @torch.no_grad()
 def evaluate_proxy(model: ProxyModel, eval_dataset: str, *, window: int | None = None, device: str | None = None,
-                   batch_size: int = 32, max_documents_per_cluster: int | None = None) -> dict[str, Any]:
+                   batch_size: int = 32, max_documents_per_cluster: int | None = None, clusters: Sequence[int] | None = None) -> dict[str, Any]:
     """Bits per byte of ``model`` on each cluster of ``eval_dataset`` (a directory or ``s3://`` prefix), plus their
     macro mean, the micro mean (over all bytes) and the worst cluster.
 
     A cluster's documents (its first ``max_documents_per_cluster``, if given) are joined, each followed by the
     end token, and cut into windows of ``window`` + 1 tokens (default: the model's context) that overlap by one,
     so every byte after the first is predicted once; end tokens are context, not scored. Clusters are named by
-    the ids of the dataset ``streamclip split`` made them from (``extra.split.cluster_ids``), else by their own.
+    the ids of the dataset ``streamclip split`` made them from (``extra.split.cluster_ids``), else by their own;
+    ``clusters`` (those ids) scores only these.
     """
     from streaming import StreamingDataset
 
@@ -409,31 +410,29 @@ def evaluate_proxy(model: ProxyModel, eval_dataset: str, *, window: int | None =
         raise ConfigError(f"window={window!r} must be in 1..{model.config.context} (the model's context)")
     manifest = open_manifest(eval_dataset)
     ids = manifest.extra.get("split", {}).get("cluster_ids") or list(range(manifest.num_clusters))
+    chosen = list(range(len(ids)))
+    if clusters is not None:
+        where = {int(c): i for i, c in enumerate(ids)}
+        missing = [c for c in clusters if c not in where]
+        if missing or not clusters:
+            raise ConfigError(f"clusters {missing or list(clusters)} are not clusters of {eval_dataset} (it holds {len(ids)}: ids {ids[:8]}...)")
+        chosen = [where[int(c)] for c in clusters]
     gc.collect()
     location = {"remote": eval_dataset, "local": tempfile.mkdtemp(prefix="streamclip-eval-")} if is_remote(eval_dataset) else {"local": eval_dataset}
     stored = StreamingDataset(**location, shuffle=False, batch_size=1)
     was_training = model.training
     model.eval()
     bits, counted = [], []
-    for cluster in manifest.clusters:
-        start, stop = cluster.samples
+    for index in chosen:
+        start, stop = manifest.clusters[index].samples
         if max_documents_per_cluster is not None:
             stop = min(stop, start + max_documents_per_cluster)
-        stream = np.concatenate([np.append(np.frombuffer(stored[i]["text"].encode("utf-8"), dtype=np.uint8).astype(np.int64), EOS)
-                                 for i in range(start, stop)])
-        total, n = 0.0, 0
-        for tokens, scored in _eval_windows(stream, length, batch_size):
-            inputs = torch.from_numpy(tokens).to(target)
-            with _autocast(target, model.config.bf16):
-                logits = model(inputs[:, :-1])
-            nll = F.cross_entropy(logits.float().reshape(-1, VOCAB), inputs[:, 1:].reshape(-1), reduction="none")
-            mask = torch.from_numpy(scored).to(target).reshape(-1)
-            total += float((nll * mask).sum())
-            n += int(mask.sum())
-        bits.append(total / math.log(2))
+        total, n = _stream_bits(model, _join([stored[i]["text"] for i in range(start, stop)]), length, batch_size, target)
+        bits.append(total)
         counted.append(n)
     model.train(was_training)
     del stored
+    ids = [ids[i] for i in chosen]
     bpb = [b / max(1, n) for b, n in zip(bits, counted)]
     worst = int(np.argmax(bpb))
     return {
@@ -441,6 +440,39 @@ def evaluate_proxy(model: ProxyModel, eval_dataset: str, *, window: int | None =
         "micro": float(sum(bits) / max(1, sum(counted))), "worst": bpb[worst], "worst_cluster": int(ids[worst]),
         "window": length - 1,
     }
+
+
+@torch.no_grad()
+def score_texts(model: ProxyModel, texts: Sequence[str], *, window: int | None = None, device: str | None = None, batch_size: int = 32) -> float:
+    """Bits per byte of ``model`` on ``texts`` joined as ``evaluate_proxy`` joins a cluster (a target set scored directly)."""
+    if not texts:
+        raise ConfigError("score_texts needs at least one text")
+    length = (window or model.config.context) + 1
+    if not 2 <= length <= model.config.context + 1:
+        raise ConfigError(f"window={window!r} must be in 1..{model.config.context} (the model's context)")
+    was_training = model.training
+    model.eval()
+    total, n = _stream_bits(model, _join(texts), length, batch_size, _device(device))
+    model.train(was_training)
+    return total / max(1, n)
+
+
+def _join(texts: Sequence[str]) -> np.ndarray:
+    return np.concatenate([np.append(np.frombuffer(t.encode("utf-8"), dtype=np.uint8).astype(np.int64), EOS) for t in texts])
+
+
+def _stream_bits(model: ProxyModel, stream: np.ndarray, length: int, batch_size: int, target: torch.device) -> tuple[float, int]:
+    """Total bits and the count of scored bytes over ``stream``'s windows."""
+    total, n = 0.0, 0
+    for tokens, scored in _eval_windows(stream, length, batch_size):
+        inputs = torch.from_numpy(tokens).to(target)
+        with _autocast(target, model.config.bf16):
+            logits = model(inputs[:, :-1])
+        nll = F.cross_entropy(logits.float().reshape(-1, VOCAB), inputs[:, 1:].reshape(-1), reduction="none")
+        mask = torch.from_numpy(scored).to(target).reshape(-1)
+        total += float((nll * mask).sum())
+        n += int(mask.sum())
+    return total / math.log(2), n
 
 
 def _eval_windows(stream: np.ndarray, length: int, batch_size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:

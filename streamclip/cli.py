@@ -299,13 +299,13 @@ def plan(dataset: str, strategy: str, compare: str | None, clip: float | None, t
     names = [n.strip() for n in (compare or strategy).split(",") if n.strip()]
     if not names:
         raise ConfigError(f"--compare {compare!r} names no strategy; give a comma-separated list such as random,clusterclip")
+    made_for = None
+    if weights is not None and not isinstance(weights, tuple):  # a weights.json, loaded as a Weighted
+        made_for, weights = weights.made_for, weights.values
     if "weighted" in names and weights is None:
         raise ConfigError("strategy 'weighted' needs --weights FILE: a JSON list with one weight per cluster, in cluster-id order")
     if weights is not None and len(weights) != manifest.num_clusters:
         raise ConfigError(f"--weights holds {len(weights)} weights but {dataset} has {manifest.num_clusters} clusters; give one weight per cluster")
-    made_for = None
-    if weights is not None and not isinstance(weights, tuple):  # a weights.json, loaded as a Weighted
-        made_for, weights = weights.made_for, weights.values
     params = {"clip": clip, "t": temperature, "switch": switch, "weights": weights, "made_for": made_for}
     summaries = {}
     total, size = resolve_budget(manifest.num_documents, total_samples=total_samples, epochs=epochs, epoch_size=epoch_size)
@@ -367,6 +367,108 @@ def split(dataset: str, eval_per_cluster: int, train_fraction: float, seed: int,
     if report.small_clusters:
         ids = ", ".join(map(str, report.small_clusters))
         click.echo(f"{len(report.small_clusters)} cluster(s) with <= {eval_per_cluster} documents kept whole in train, absent from eval: {ids}")
+
+
+def _target(value: str, eval_set: str | None) -> dict[str, Any]:
+    """``--target``: comma-separated cluster ids (scored on --eval) or a JSONL file of target documents (field text)."""
+    if os.path.isfile(value):
+        texts = []
+        with open(value, encoding="utf-8", errors="strict") as handle:
+            try:
+                for line_no, line in enumerate(handle, start=1):
+                    if not line.strip():
+                        continue
+                    try:
+                        doc = json.loads(line)
+                    except (ValueError, RecursionError):
+                        raise ConfigError(f"{value}:{line_no}: not valid JSON; the target file holds one JSON document per line") from None
+                    if not isinstance(doc, dict) or not isinstance(doc.get("text"), str) or not doc["text"]:
+                        raise ConfigError(f"{value}:{line_no}: field 'text' is missing or not a non-empty string")
+                    texts.append(doc["text"])
+            except UnicodeDecodeError:
+                raise ConfigError(f"{value}: not UTF-8 text; the target file holds one JSON document per line") from None
+        if not texts:
+            raise ConfigError(f"{value}: holds no target documents")
+        return {"target_texts": texts}
+    try:
+        clusters = [int(c) for c in value.split(",") if c.strip()]
+    except ValueError:
+        raise ConfigError(f"--target {value!r} is neither a JSONL file nor comma-separated cluster ids such as 3,7") from None
+    if not clusters:
+        raise ConfigError("--target names no cluster; give cluster ids such as 3,7 or a JSONL file of target documents")
+    if eval_set is None:
+        raise ConfigError("--target with cluster ids scores them on a held-out set: give --eval (the eval output of streamclip split)")
+    return {"target_clusters": clusters}
+
+
+@main.command()
+@click.argument("dataset")
+@click.option("--target", required=True, help="What the mixture should be good at: cluster ids (e.g. 3,7; scored on --eval) or a JSONL file of target documents (field text, scored directly).")
+@click.option("--eval", "eval_set", default=None, help="The held-out set of DATASET (streamclip split --eval) for a cluster target.")
+@click.option("--iterations", type=click.IntRange(min=1), default=3, help="Search rounds.")
+@click.option("--runs", default="64,32,16", help="Proxy runs per round, comma-separated, one per iteration (the CLIMB recipe's 64,32,16).")
+@click.option("--pool", type=click.IntRange(min=1), default=100_000, help="Candidates the predictor ranks in each later round.")
+@click.option("--out", "out", type=OutputFile(), required=True, help="Where weights.json goes (feed it to plan --weights or Weighted.load).")
+@click.option("--state", default=None, help="JSONL of finished proxy runs: a restarted search skips them [default: OUT.state.jsonl].")
+@click.option("--merge-to", type=click.IntRange(min=1), default=None, help="Search over this many super-clusters (Ward linkage on the centroids).")
+@click.option("--plot", "plot_path", type=OutputFile(), default=None, help="Write a PNG: measured vs predicted scores, found vs size-proportional weights.")
+@click.option("--command", "command", default=None, help="Proxy: a shell command that gets a weights-file path ({weights}, else last argument) and prints a score; lower is better unless --maximize.")
+@click.option("--maximize", is_flag=True, help="Higher scores are better (e.g. a --command that prints accuracy).")
+@click.option("--tokens", type=click.IntRange(min=1), default=2_000_000, help="Built-in proxy: training bytes per run.")
+@click.option("--model", "model_json", default=None, help="Built-in proxy: ProxyConfig fields as JSON, e.g. '{\"layers\": 2, \"d_model\": 128}'.")
+@click.option("--clip", type=float, default=None, help="Built-in proxy: the clip of each run's Weighted plan.")
+@click.option("--seed", type=int, default=0, help="Seed of the search and of every proxy run.")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="Built-in proxy: torch threads.")
+@click.option("--device", default=None, help="Built-in proxy: torch device [default: cuda when present, else cpu].")
+@click.option("--work-dir", default=None, help="Proxy checkpoints and candidate files, so a killed run resumes [default: OUT.runs].")
+@_friendly
+def climb(dataset: str, target: str, eval_set: str | None, iterations: int, runs: str, pool: int, out: str, state: str | None,
+          merge_to: int | None, plot_path: str | None, command: str | None, maximize: bool, tokens: int, model_json: str | None,
+          clip: float | None, seed: int, threads: int | None, device: str | None, work_dir: str | None) -> None:
+    """Search DATASET's cluster weights (CLIMB): proxy runs, a predictor, and rounds that train only the predicted best."""
+    from streamclip.manifest import clustering_fingerprint, load_centroids, open_manifest
+    from streamclip.mixture import CommandObjective, search
+
+    manifest = open_manifest(dataset)
+    try:
+        counts = tuple(int(r) for r in runs.split(","))
+    except ValueError:
+        raise ConfigError(f"--runs {runs!r}: give one integer per iteration, e.g. 64,32,16") from None
+    work = work_dir or f"{out}.runs"
+    identity = {"dataset": manifest.fingerprint(), "clustering": clustering_fingerprint(dataset, manifest)}
+    if command is not None:
+        evaluate = CommandObjective(command, work, **identity)
+    else:
+        if maximize:
+            raise ConfigError("--maximize is for a --command that prints a higher-is-better score; the built-in proxy scores bits per byte (lower is better)")
+        from streamclip.readers import ProxyConfig, ProxyObjective
+
+        try:
+            fields = json.loads(model_json) if model_json else {}
+        except ValueError as e:
+            raise ConfigError(f"--model is not JSON ({str(e)[:80]}); give ProxyConfig fields, e.g. '{{\"layers\": 2}}'") from None
+        if not isinstance(fields, dict):
+            raise ConfigError("--model must be a JSON object of ProxyConfig fields")
+        try:
+            config = ProxyConfig(**fields)
+        except TypeError as e:
+            raise ConfigError(f"--model: {e}") from None
+        evaluate = ProxyObjective(dataset, tokens=tokens, eval=eval_set, seed=seed, clip=clip, model=config, work_dir=work,
+                                  device=device, threads=threads, **_target(target, eval_set))
+    centroids = load_centroids(dataset, manifest) if merge_to is not None else None
+    result = search(evaluate, manifest.num_clusters, iterations=iterations, runs=counts, pool=pool, prior=manifest.cluster_sizes.astype(float),
+                    seed=seed, maximize=maximize, state=state or f"{out}.state.jsonl", merge=merge_to, centroids=centroids,
+                    progress=True, **identity)
+    result.save(out)
+    quality = ", ".join(f"round {q['round'] + 1}: {q['spearman']:.2f}" if q["spearman"] is not None else f"round {q['round'] + 1}: n/a"
+                        for q in result.predictor_quality)
+    click.echo(f"best of {len(result.history)} proxy runs: score {result.score:.4f}; predictor Spearman on held-out runs {quality}")
+    click.echo(f"wrote {out}: {manifest.num_clusters} cluster weights for dataset {identity['dataset']}")
+    if plot_path:
+        from streamclip.mixture.plot import plot_search
+
+        plot_search(result, manifest.cluster_sizes, plot_path)
+        click.echo(f"plot: {plot_path}")
 
 
 if __name__ == "__main__":
