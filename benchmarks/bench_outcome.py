@@ -69,9 +69,18 @@ class Regime:
     tokens: int | None = None  # training bytes, overriding token_epochs
     bf16: bool = True  # MiniLM under bf16 autocast: about twice fp32's documents/s on CPU
 
+    def data_key(self) -> str:
+        """What the converted dataset and its split depend on: runs of other models or budgets share them."""
+        fields = ("corpus", "embedder", "clusters", "eval_per_cluster", "train_fraction", "split_seed", "bf16")
+        return hashlib.sha256(json.dumps({k: getattr(self, k) for k in fields}, sort_keys=True).encode()).hexdigest()[:10]
+
     def key(self) -> str:
-        blob = json.dumps({k: v for k, v in asdict(self).items() if k not in ("strategies", "seeds")}, sort_keys=True)
-        return hashlib.sha256(blob.encode()).hexdigest()[:10]
+        """What a run's record depends on, the proxy's effective configuration included (a changed default reruns)."""
+        from streamclip.readers.proxy import ProxyConfig
+
+        blob = {k: v for k, v in asdict(self).items() if k not in ("strategies", "seeds")}
+        blob["proxy"] = asdict(ProxyConfig(**self.model))
+        return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()[:10]
 
 
 TINY = dict(layers=2, d_model=64, heads=2, context=64, batch_size=8, docs_per_batch=8, warmup_steps=30, lr=3e-3, min_lr=3e-4)
@@ -208,7 +217,7 @@ def run_one(regime: Regime, name: str, seed: int, train: Path, held: Path, work:
     from streamclip.readers import ProxyConfig, evaluate_proxy, train_proxy
 
     result = train_proxy(str(train), strategy(name), tokens=tokens_of(regime, train), seed=seed, model=ProxyConfig(**regime.model),
-                         eval=str(held), checkpoint_dir=str(work / "runs" / f"{name}-s{seed}"), device=device, threads=threads,
+                         eval=str(held), checkpoint_dir=str(work / "runs" / regime.key() / f"{name}-s{seed}"), device=device, threads=threads,
                          stop_after=stop_after, progress=sys.stderr.isatty())
     if not result.completed:
         return None
@@ -286,21 +295,42 @@ def report(records: list[dict[str, Any]], dataset: dict[str, dict[str, Any]], md
 
 
 def _plot(records: list[dict[str, Any]], png: Path) -> None:
+    """Per regime: every seed's macro bpb per strategy, and each strategy's per-cluster gain over random by cluster size.
+
+    Per-cluster curves of absolute bpb are dominated by how hard each cluster's text is (a 1-bit spread) and hide
+    the strategies' differences (hundredths of a bit), so the right panel plots the paired difference to random,
+    averaged over seeds and over clusters grouped into size octiles."""
     import numpy as np
     from matplotlib.figure import Figure
 
     regimes = sorted({r["regime"] for r in records})
-    fig = Figure(figsize=(7 * len(regimes), 4.5))
-    axes = np.atleast_1d(fig.subplots(1, len(regimes)))
-    for ax, regime in zip(axes, regimes):
+    fig = Figure(figsize=(12, 4.5 * len(regimes)))
+    axes = np.array(fig.subplots(len(regimes), 2, squeeze=False))
+    for (left, right), regime in zip(axes, regimes):
         runs = [r for r in records if r["regime"] == regime]
+        names = [s for s in ALL_STRATEGIES if any(r["strategy"] == s for r in runs)]
+        for i, s in enumerate(names):
+            values = [r["bpb"]["macro"] for r in runs if r["strategy"] == s]
+            left.scatter(np.full(len(values), i), values, color="0.4", s=14, zorder=3)
+            left.hlines(np.mean(values), i - 0.3, i + 0.3, color=f"C{i}", linewidth=2.5)
+        left.set_xticks(range(len(names)), names, rotation=30, ha="right")
+        left.set(title=f"Regime {regime}: held-out macro bits per byte (dots: seeds)", ylabel="bits per byte (lower is better)")
         sizes = np.array(runs[0]["per_cluster"]["train_size"])
         order = np.argsort(sizes, kind="stable")
-        for s in [s for s in ALL_STRATEGIES if any(r["strategy"] == s for r in runs)]:
-            bpb = np.mean([r["per_cluster"]["held_out_bpb"] for r in runs if r["strategy"] == s], axis=0)
-            ax.plot(np.arange(len(order)), bpb[order], marker=".", label=s)
-        ax.set(title=f"Regime {regime}: held-out bits per byte per cluster", xlabel="clusters, smallest train size first", ylabel="bits per byte (mean over seeds)")
-        ax.legend(fontsize="small")
+        bins = np.array_split(order, min(8, len(order)))
+        centres = [float(np.median(sizes[b])) for b in bins]
+        base = {r["seed"]: np.array(r["per_cluster"]["held_out_bpb"]) for r in runs if r["strategy"] == "random"}
+        for i, s in enumerate(names):
+            diffs = [np.array(r["per_cluster"]["held_out_bpb"]) - base[r["seed"]] for r in runs if r["strategy"] == s and r["seed"] in base]
+            if s == "random" or not diffs:
+                continue
+            mean = np.mean(diffs, axis=0)
+            right.plot(centres, [mean[b].mean() for b in bins], marker="o", color=f"C{i}", label=s)
+        right.axhline(0, color="0.5", linewidth=1)
+        right.set_xscale("log")
+        right.set(title=f"Regime {regime}: strategy − random, per cluster (paired seeds)", xlabel="cluster train size (documents; median of each octile)",
+                  ylabel="Δ bits per byte (below 0: better than random)")
+        right.legend(fontsize="small")
     fig.tight_layout()
     fig.savefig(png, dpi=100)
 
@@ -308,7 +338,7 @@ def _plot(records: list[dict[str, Any]], png: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     regime = regime_of(args)
-    work = Path(args.work) / f"{regime.name}-{regime.key()}"
+    work = Path(args.work) / f"{regime.name}-{regime.data_key()}"
     results = Path(args.results) if args.results else RESULTS / ("outcome-quick.json" if args.quick else "outcome.json")
     ds, train, held = prepare(regime, work)
     if args.plan_only:
@@ -334,7 +364,9 @@ def main(argv: list[str] | None = None) -> int:
         info_path.write_text(json.dumps(describe_dataset(ds, train), indent=1))
     datasets = {regime.name: json.loads(info_path.read_text())}
     command = "python benchmarks/bench_outcome.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    report(records, datasets, results.with_suffix(".md"), results.with_suffix(".png"), command.strip())
+    latest = {r["regime"]: r.get("regime_key") for r in records}  # per regime, the configuration that ran last
+    current = [r for r in records if r.get("regime_key") == latest[r["regime"]]]
+    report(current, datasets, results.with_suffix(".md"), results.with_suffix(".png"), command.strip())
     print(results.with_suffix(".md").read_text())
     return 0
 
