@@ -67,14 +67,19 @@ def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
     return digest.hexdigest()
 
 
+def cache_folder(kind: str, source: Path, settings: dict[str, Any]) -> Path:
+    """Where the model built from ``source``'s weights with ``settings`` is kept (whether or not it is built yet)."""
+    key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
+    return cache_root() / kind / f"{weights_sha256(source)[:16]}-{key}"
+
+
 def cached_model(kind: str, source: Path, settings: dict[str, Any], build: Callable[[Path], None]) -> tuple[Path, bool]:
     """The folder of the model ``build`` makes from ``source`` with ``settings``, building it if missing.
 
     Returns ``(folder, built_now)``. The folder is ``<cache>/<kind>/<sha256(source weights) first 16>-<settings hash>``.
     """
     source_hash = weights_sha256(source)
-    key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
-    target = cache_root() / kind / f"{source_hash[:16]}-{key}"
+    target = cache_folder(kind, source, settings)
     if (target / COMPLETE).is_file():
         return target, False
     target.parent.mkdir(parents=True, exist_ok=True)
