@@ -8,7 +8,9 @@ torch path, so fp32 ONNX gives the torch path's vectors (cosine ~1.0); int8 give
 
 from __future__ import annotations
 
+import logging
 import os
+import warnings
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -66,10 +68,19 @@ class OnnxMiniLMEmbedder:
     def _export(self, folder: Path) -> None:
         from sentence_transformers import SentenceTransformer, export_dynamic_quantized_onnx_model
 
-        model = SentenceTransformer(str(self.source), backend="onnx", device="cpu")  # no model.onnx there: exports
-        model.save_pretrained(str(folder))
-        if self.target:
-            export_dynamic_quantized_onnx_model(model, self.target, str(folder))
+        # The exporter's advice to save into the (read-only, packaged) source folder does not apply: we save to the cache.
+        quiet = logging.getLogger("sentence_transformers")
+        level = quiet.level
+        quiet.setLevel(logging.ERROR)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                model = SentenceTransformer(str(self.source), backend="onnx", device="cpu")  # no model.onnx there: exports
+                model.save_pretrained(str(folder))
+                if self.target:
+                    export_dynamic_quantized_onnx_model(model, self.target, str(folder))
+        finally:
+            quiet.setLevel(level)
 
     def encode(self, texts: list[str]) -> NDArray[np.float32]:
         from streamclip.writers.embedders import normalise
