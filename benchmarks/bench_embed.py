@@ -187,7 +187,7 @@ def report(results: dict, n: int, rounds: int, *, quick: bool) -> None:
     RESULTS.mkdir(exist_ok=True)
     png = RESULTS / f"{name}.png"
     plot(results, png)
-    command = "flock CPU_LOCK python benchmarks/bench_embed.py" + (" --quick" if quick else "")
+    command = "python benchmarks/bench_embed.py" + (" --quick" if quick else "")
     notes = (f"{n:,} documents (seeded uniform subsample, seed {SEED}, of the benchmark corpus), {rounds} interleaved round(s) of "
              f"{n // rounds:,}; docs/s: median (min-max) over rounds, model load excluded. AMI: median (min-max) over k-means seeds "
              f"{', '.join(map(str, KMEANS_SEEDS))}; largest/smallest: non-empty clusters, median over seeds. The machine was shared with other "
