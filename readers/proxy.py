@@ -3,7 +3,10 @@
 ``train_proxy`` reads its batches the way a user's trainer would (``ClusterClipDataset`` +
 ``StreamingDataLoader``), so what it measures is the plan as the reader delivers it. Documents
 are joined with an end-of-document token and cut into fixed windows, so every step trains on the
-same number of bytes whatever the strategy; strategies differ in how many documents that takes
+same number of bytes whatever the strategy; each step draws its windows at random from a buffer of
+``shuffle_windows`` (as LM trainers shuffle packed sequences), because in document order one long
+document fills many consecutive steps and the strategy that happens to draw it trains on one text for
+a while (seen in the first regime A run: seed spreads of 0.1 bits per byte); strategies differ in how many documents that takes
 (``documents_drawn``). The run is fully determined by (dataset, strategy, seed, budget, config):
 the initial weights come from ``seed``, the data order from the plan's ``seed``, and a
 checkpoint holds everything else that changes (weights, optimiser, scheduler, RNG, the loader's
@@ -54,6 +57,7 @@ class ProxyConfig:
     batch_size: int = 16  # windows per step
     docs_per_batch: int = 16  # documents per loader batch
     epoch_documents: int = 8192  # at most this many documents per loader epoch (one segment of the plan)
+    shuffle_windows: int = 4096  # windows in the shuffle buffer each step draws from; 0 trains them in document order
     lr: float = 2e-3
     min_lr: float = 2e-4
     warmup_steps: int = 100
@@ -67,6 +71,8 @@ class ProxyConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"ProxyConfig.{name} must be an integer >= 1, got {value!r}")
+        if isinstance(self.shuffle_windows, bool) or not isinstance(self.shuffle_windows, int) or self.shuffle_windows < 0:
+            raise ConfigError(f"ProxyConfig.shuffle_windows must be an integer >= 0, got {self.shuffle_windows!r}")
         if self.d_model % self.heads:
             raise ConfigError(f"ProxyConfig.d_model={self.d_model} must be a multiple of heads={self.heads}")
         if not 0 < self.min_lr <= self.lr:
@@ -271,7 +277,8 @@ class _Run:
                 ds.load_state_dict(state["loader"])
         loader = StreamingDataLoader(ds, batch_size=self.config.docs_per_batch, num_workers=0, collate_fn=_texts)
         first_epoch = state["loader"]["epoch"] if state is not None else 0
-        windows = _Windows(_batches(loader, first_epoch, ds.num_epochs), self.config.context + 1, carry)
+        windows = _Windows(_batches(loader, first_epoch, ds.num_epochs), self.config.context + 1, carry,
+                           pool=self.config.shuffle_windows, seed=self.seed, rng_state=state.get("window_rng") if state else None)
         end = min(self.steps, stop_after) if stop_after is not None else self.steps
 
         def save() -> None:
@@ -280,6 +287,7 @@ class _Run:
                     "identity": self.identity, "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                     "scheduler": self.scheduler.state_dict(), "rng": torch.get_rng_state(), "loader": loader.state_dict(),
                     "step": step, "losses": losses, "documents": documents + windows.documents, "carry": windows.carry(),
+                    "window_rng": windows.rng.bit_generator.state,
                     "elapsed": elapsed + time.perf_counter() - began,
                 })
 
@@ -333,40 +341,63 @@ def _batches(loader: Any, first_epoch: int, num_epochs: int) -> Iterator[list[st
 
 
 class _Windows:
-    """Documents as bytes, each followed by ``EOS``, joined end to end and cut into windows of ``length`` tokens.
+    """Documents as bytes, each followed by ``EOS``, joined end to end and cut into windows of ``length`` tokens;
+    each ``take`` draws its windows at random from a buffer of ``pool`` windows (``pool=0``: in order).
 
     Whole loader batches are taken at a time, so what the loader has yielded is either trained on or in
-    the buffer that a checkpoint keeps (``carry``): the loader's state counts every sample of a batch.
+    the buffer that a checkpoint keeps (``carry``, with ``rng``'s state): the loader's state counts every
+    sample of a batch. The buffer's row order is part of that state, so a restored run draws what the
+    uninterrupted one drew.
     """
 
-    def __init__(self, batches: Iterator[list[str]], length: int, carry: bytes) -> None:
-        self.source, self.length = batches, length
-        self.buffer = np.frombuffer(carry, dtype=np.int16).astype(np.int64) if carry else np.empty(0, dtype=np.int64)
+    def __init__(self, batches: Iterator[list[str]], length: int, carry: bytes, *, pool: int = 0, seed: int = 0,
+                 rng_state: dict[str, Any] | None = None) -> None:
+        self.source, self.length, self.pool = batches, length, pool
+        tokens = np.frombuffer(carry, dtype=np.int16) if carry else np.empty(0, dtype=np.int16)
+        whole = len(tokens) // length * length
+        self.windows = tokens[:whole].reshape(-1, length).copy()  # int16: a 4,096-window buffer of 257 tokens is 2 MB
+        self.tail = tokens[whole:].copy()  # fewer than ``length`` tokens: the start of the next window
+        self.rng = np.random.Generator(np.random.PCG64([seed, 0x57494E]))  # its own stream: the plan's seed draws documents
+        if rng_state is not None:
+            self.rng.bit_generator.state = rng_state
         self.documents = 0  # taken from the source since construction
 
-    def take(self, count: int) -> np.ndarray:
-        """Up to ``count`` windows, int64[n, length]; fewer only when the documents run out."""
-        need = count * self.length
-        parts = [self.buffer]
-        have = len(self.buffer)
-        while have < need:
+    def _fill(self, need: int) -> None:
+        parts, have = [self.tail], len(self.windows) * self.length + len(self.tail)
+        target = need * self.length
+        while have < target:
             texts = next(self.source, None)
             if texts is None:
                 break
             for text in texts:
-                doc = np.frombuffer(text.encode("utf-8") + b"\0", dtype=np.uint8).astype(np.int64)
+                doc = np.frombuffer(text.encode("utf-8") + b"\0", dtype=np.uint8).astype(np.int16)
                 doc[-1] = EOS
                 parts.append(doc)
                 have += len(doc)
             self.documents += len(texts)
+        if len(parts) == 1:
+            return
         joined = np.concatenate(parts)
-        n = min(count, len(joined) // self.length)
-        self.buffer = joined[n * self.length:]
-        return joined[: n * self.length].reshape(n, self.length)
+        whole = len(joined) // self.length * self.length
+        self.windows = np.concatenate([self.windows, joined[:whole].reshape(-1, self.length)])
+        self.tail = joined[whole:]
+
+    def take(self, count: int) -> np.ndarray:
+        """Up to ``count`` windows, int64[n, length]; fewer only when the documents run out."""
+        self._fill(max(count, self.pool))
+        n = min(count, len(self.windows))
+        if self.pool == 0:
+            chosen, self.windows = self.windows[:n], self.windows[n:]
+        else:
+            picked = self.rng.choice(len(self.windows), size=n, replace=False)
+            keep = np.ones(len(self.windows), dtype=bool)
+            keep[picked] = False
+            chosen, self.windows = self.windows[picked], self.windows[keep]
+        return chosen.astype(np.int64)
 
     def carry(self) -> bytes:
-        """The tokens read but not yet trained on (int16: the checkpoint stays small)."""
-        return self.buffer.astype(np.int16).tobytes()
+        """The tokens read but not yet trained on, buffer rows in order, then the tail (int16: the checkpoint stays small)."""
+        return np.concatenate([self.windows.ravel(), self.tail]).astype(np.int16).tobytes()
 
 
 def _save_checkpoint(directory: str, state: dict[str, Any]) -> None:

@@ -191,7 +191,12 @@ def main() -> None:
 @click.option("--text-field", default="text", help="JSON/Parquet field holding the document text.")
 @click.option("--keep", default="", help="Comma-separated fields kept as extra MDS columns (JSON; not text, cluster or the --text-field/--cluster-field names). Parquet binary values are stored as base64, dates/times as ISO 8601, decimals as strings; a value with no JSON form rejects its document as bad_field.")
 @click.option("--cluster-field", default=None, help="Take each document's integer cluster id (0 to 2**63-1) from this field; skips embedding and k-means.")
-@click.option("--embedder", type=click.Choice(["minilm", "hashing"]), default="minilm", help="minilm: all-MiniLM-L6-v2 (offline); hashing: fast lexical features.")
+@click.option("--embedder", type=click.Choice(["minilm", "minilm-onnx", "minilm-onnx-int8", "static", "hashing"]), default="minilm", help=(
+    "\b\nminilm: all-MiniLM-L6-v2 on torch, offline: the best clusters, the slowest (~20-30 docs/s, shared 2-core CPU)\n"
+    "minilm-onnx: the same model on ONNX Runtime: the same vectors, no faster on CPU than torch\n"
+    "minilm-onnx-int8: int8 ONNX: ~1.8x minilm-bf16's docs/s, 0.97-1.0x its cluster AMI\n"
+    "static: model2vec distilled from MiniLM (once, cached): ~90x the docs/s, 0.7-0.8x the AMI\n"
+    "hashing: lexical feature hashing, no model: ~1000x the docs/s, 0.65x the AMI"))
 @click.option("--max-tokens", type=click.IntRange(min=1), default=256, help="Truncate documents to this many tokens before embedding.")
 @click.option("--bf16/--fp32", default=False, help="Embed under bfloat16 autocast (about 2x faster on CPUs with AMX/AVX512-BF16).")
 @click.option("--iterations", type=click.IntRange(min=1), default=20, help="k-means iterations.")

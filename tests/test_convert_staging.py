@@ -111,3 +111,12 @@ def test_overwrite_swaps_the_dataset_in_place(tmp_path, sample_docs, monkeypatch
     assert seen and all(k in (2, 3) for k in seen)  # OUT held a readable dataset after every rename
     assert open_manifest(str(out)).num_clusters == 3
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.jsonl", "ds"]
+
+
+def test_out_and_work_dir_may_name_folders_that_do_not_exist_yet(tmp_path, sample_docs):
+    src = write_jsonl(tmp_path / "a.jsonl", sample_docs[:30])
+    out = tmp_path / "runs" / "deep" / "ds"
+    work = tmp_path / "elsewhere" / "work"
+    convert([str(src)], str(out), ConvertConfig(**FAST, work_dir=str(work), keep_work=True))
+    assert open_manifest(str(out)).num_documents == 30
+    assert os.path.isdir(work)

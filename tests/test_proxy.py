@@ -104,3 +104,46 @@ def test_outcome_pipeline_writes_records_resumes_and_repeats_exactly(tmp_path, s
     assert outcome("a") == 0 and json.loads((tmp_path / "a" / "outcome.json").read_text()) == records["a"]  # finished runs are skipped
     table = (tmp_path / "a" / "outcome.md").read_text()
     assert "uniform − random" in table and (tmp_path / "a" / "outcome.png").stat().st_size > 0
+
+
+def _window_source(seed: int = 0):
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    docs = ["".join(chr(97 + int(c)) for c in rng.integers(0, 26, int(n))) for n in rng.integers(1, 400, 60)]
+    docs[7] = "x" * 3000  # one long document: in order it would fill many consecutive windows
+    return [docs[i:i + 4] for i in range(0, len(docs), 4)]
+
+
+def _drain(windows, count: int):
+    out = []
+    while True:
+        got = windows.take(count)
+        if len(got) == 0:
+            return out
+        out.append(got)
+
+
+def test_the_window_buffer_draws_every_window_once_in_a_seeded_order_that_survives_a_checkpoint():
+    import numpy as np
+
+    from streamclip.readers.proxy import _Windows
+
+    ordered = np.concatenate(_drain(_Windows(iter(_window_source()), 17, b"", pool=0), 5))
+    shuffled = np.concatenate(_drain(_Windows(iter(_window_source()), 17, b"", pool=32, seed=3), 5))
+    assert sorted(map(bytes, ordered.astype(np.int16))) == sorted(map(bytes, shuffled.astype(np.int16)))  # same windows
+    assert not np.array_equal(ordered, shuffled)
+
+    def steps_of_one_document(windows):  # steps of 5 windows that are all of the long document
+        return int((windows[: len(windows) // 5 * 5].reshape(-1, 5, 17) == ord("x")).all(axis=2).all(axis=1).sum())
+
+    assert steps_of_one_document(ordered) >= 30
+    wide = np.concatenate(_drain(_Windows(iter(_window_source()), 17, b"", pool=512, seed=3), 5))
+    assert steps_of_one_document(wide) == 0  # a buffer wider than the document spreads it over the run
+
+    source = iter(_window_source())
+    first = _Windows(source, 17, b"", pool=32, seed=3)
+    head = [first.take(5) for _ in range(6)]
+    resumed = _Windows(source, 17, first.carry(), pool=32, seed=3, rng_state=first.rng.bit_generator.state)
+    again = np.concatenate(head + _drain(resumed, 5))
+    assert np.array_equal(again, shuffled)

