@@ -149,7 +149,7 @@ def prepare(regime: Regime, work: Path) -> tuple[Path, Path, Path]:
     if not (ds / "streamclip.json").exists():
         # One work directory per (corpus, embedder), kept: regimes that differ only in K re-cluster the same embeddings (--resume).
         embedded = work.parent / f"embed-{hashlib.sha256(json.dumps([regime.corpus, regime.embedder, regime.bf16]).encode()).hexdigest()[:10]}"
-        convert([str(REPO / regime.corpus)], str(ds), ConvertConfig(clusters=regime.clusters, embedder=regime.embedder, bf16=regime.bf16,
+        convert([str(REPO / regime.corpus)], str(ds), ConvertConfig(clusters=regime.clusters, embedder=regime.embedder, bf16=regime.bf16 and regime.embedder == "minilm",
                                                          rules=FieldRules(keep=("source", "domain")), overwrite=True, resume=True,
                                                          work_dir=str(embedded), keep_work=True, progress=sys.stderr.isatty()))
     if not (held / "streamclip.json").exists() or not (train / "streamclip.json").exists():
