@@ -52,7 +52,7 @@ CASES = [
     ("convert-max-tokens-0", ["convert", "{r}/tiny.jsonl", "{r}/o", *FAST, "--max-tokens", "0"], ["--max-tokens", "x>=1"]),
     ("convert-size-not-size", ["convert", "{r}/tiny.jsonl", "{r}/o", *FAST, "--max-doc-bytes", "lots"], ["--max-doc-bytes", "like 512kb, 32mb or 1gb"]),
     ("convert-shard-size-0", ["convert", "{r}/tiny.jsonl", "{r}/o", *FAST, "--shard-size", "0"], ["--shard-size", "at least 4 KiB"]),
-    ("convert-embedder", ["convert", "{r}/tiny.jsonl", "{r}/o", *FAST, "--embedder", "word2vec"], ["--embedder", "'minilm', 'hashing'"]),
+    ("convert-embedder", ["convert", "{r}/tiny.jsonl", "{r}/o", *FAST, "--embedder", "word2vec"], ["--embedder", "'minilm', 'minilm-onnx', 'minilm-onnx-int8', 'static', 'hashing'"]),
     ("convert-missing-input", ["convert", "{r}/nope.jsonl", "{r}/o", *FAST], ["nope.jsonl", "no such file"]),
     ("convert-out-is-a-file", ["convert", "{r}/tiny.jsonl", "{r}/tiny.jsonl", *FAST], ["tiny.jsonl", "choose a directory path"]),
     ("convert-work-dir-under-a-file", ["convert", "{r}/tiny.jsonl", "{r}/o", *FAST, "--work-dir", "{r}/tiny.jsonl/work"], ["--work-dir", "tiny.jsonl/work"]),
