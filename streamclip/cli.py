@@ -92,7 +92,10 @@ class WeightsFile(click.ParamType):
         if isinstance(weights, dict) and "format" in weights:  # a weights.json from streamclip climb
             from streamclip.plan import Weighted
 
-            return Weighted.load(value)  # type: ignore[return-value]
+            try:
+                return Weighted.load(value)  # type: ignore[return-value]
+            except ConfigError as e:
+                self.fail(str(e), param, ctx)
         if not isinstance(weights, list) or not weights:
             self.fail(f"{value} holds a {type(weights).__name__}, not a non-empty list; write one weight per cluster, {self.example}", param, ctx)
         values = [_positive(w) for w in weights]

@@ -26,7 +26,7 @@ def root(tmp_path_factory, sample_docs) -> Path:
     write_jsonl(root / "tiny.jsonl", [{"text": "alpha beta gamma"}, {"text": "delta epsilon zeta"}])
     files = {
         "w_text.json": "[1, \"x\", 3]", "w_dict.json": '{"a": 1}', "w_number.json": "3", "w_bad.json": "[1,",
-        "w_four.json": "[1, 2, 3, 4]", "w_zero.json": "[1, 0, 2]", "w_huge.json": "[1, 1" + "0" * 400 + ", 2]", "w_deep.json": "[" * 100_000 + "]" * 100_000,
+        "w_four.json": "[1, 2, 3, 4]", "w_format.json": '{"format": "other"}', "w_zero.json": "[1, 0, 2]", "w_huge.json": "[1, 1" + "0" * 400 + ", 2]", "w_deep.json": "[" * 100_000 + "]" * 100_000,
     }
     for name, body in files.items():
         (root / name).write_text(body)
@@ -80,6 +80,15 @@ CASES = [
     ("plan-weights-number", ["plan", "{r}/ds", "--strategy", "weighted", "--weights", "{r}/w_number.json"], ["--weights", "holds a int", "one weight per cluster"]),
     ("plan-weights-bad-json", ["plan", "{r}/ds", "--strategy", "weighted", "--weights", "{r}/w_bad.json"], ["--weights", "not valid JSON", "one weight per cluster"]),
     ("plan-weights-deep", ["plan", "{r}/ds", "--strategy", "weighted", "--weights", "{r}/w_deep.json"], ["--weights", "nested too deeply"]),
+    ("plan-weights-format", ["plan", "{r}/ds", "--strategy", "weighted", "--weights", "{r}/w_format.json"], ["--weights", "not a streamclip weights file", "streamclip climb"]),
+    # climb
+    ("climb-runs", ["climb", "{r}/ds", "--target", "0", "--eval", "{r}/ds", "--out", "{r}/w.json", "--runs", "a,b"], ["--runs 'a,b'", "64,32,16"]),
+    ("climb-runs-count", ["climb", "{r}/ds", "--target", "0", "--eval", "{r}/ds", "--out", "{r}/w.json", "--runs", "4,2,1", "--iterations", "2"], ["runs must give one integer", "per iteration (2)"]),
+    ("climb-target-no-eval", ["climb", "{r}/ds", "--target", "0", "--out", "{r}/w.json"], ["--target", "--eval"]),
+    ("climb-target-bad", ["climb", "{r}/ds", "--target", "x,y", "--eval", "{r}/ds", "--out", "{r}/w.json"], ["--target 'x,y'", "cluster ids"]),
+    ("climb-model-json", ["climb", "{r}/ds", "--target", "0", "--eval", "{r}/ds", "--out", "{r}/w.json", "--model", "{"], ["--model is not JSON", "ProxyConfig"]),
+    ("climb-model-field", ["climb", "{r}/ds", "--target", "0", "--eval", "{r}/ds", "--out", "{r}/w.json", "--model", '{"layerz": 1}'], ["--model", "layerz"]),
+    ("climb-maximize-builtin", ["climb", "{r}/ds", "--target", "0", "--eval", "{r}/ds", "--out", "{r}/w.json", "--maximize"], ["--maximize", "--command"]),
     ("plan-weights-count", ["plan", "{r}/ds", "--strategy", "weighted", "--weights", "{r}/w_four.json"], ["--weights holds 4 weights", "3 clusters", "one weight per cluster"]),
     ("plan-weighted-without-weights", ["plan", "{r}/ds", "--strategy", "weighted"], ["needs --weights FILE", "one weight per cluster"]),
     ("plan-unknown-strategy", ["plan", "{r}/ds", "--strategy", "bogus"], ["--strategy", "'bogus'", "choose from random"]),
