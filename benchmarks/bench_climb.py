@@ -41,6 +41,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--search-tokens", type=int, default=400_000, help="training bytes per proxy run")
     p.add_argument("--final-tokens", type=int, default=None, help="training bytes per final run (default: regime A's budget)")
     p.add_argument("--seeds", default="0,1,2")
+    p.add_argument("--merge-to", type=int, default=16, help="super-clusters searched (Ward on the centroids; CLIMB merges to about 20)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--device", default=None)
     return p.parse_args(argv)
@@ -74,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     import numpy as np
 
     from streamclip import open_manifest
-    from streamclip.manifest import clustering_fingerprint
+    from streamclip.manifest import clustering_fingerprint, load_centroids
     from streamclip.mixture import search
     from streamclip.plan import Random, Uniform, Weighted
     from streamclip.readers import ProxyConfig, ProxyObjective, score_texts, train_proxy
@@ -88,7 +89,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         runs, args.search_tokens, args.seeds = (6, 3), 40 * 16 * 64, "0"
     m = open_manifest(str(train))
-    tag = f"{'quick' if args.quick else 'A'}-{domain}-{'-'.join(map(str, runs))}-{args.search_tokens}"
+    merge = min(args.merge_to, m.num_clusters)
+    tag = f"{'quick' if args.quick else 'A'}-{domain}-{'-'.join(map(str, runs))}-{args.search_tokens}-m{merge}"
+    tag = "".join(c if c.isalnum() or c in "-_." else "_" for c in tag)  # a domain tag may hold a slash
     work = WORK / tag
     work.mkdir(parents=True, exist_ok=True)
     search_model = ProxyConfig(**SEARCH_MODEL)
@@ -96,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
                            work_dir=str(work / "proxies"), device=args.device, threads=args.threads)
     began = time.perf_counter()
     result = search(proxy, m.num_clusters, iterations=len(runs), runs=runs, pool=20_000, prior=m.cluster_sizes.astype(float), seed=0,
-                    state=work / "state.jsonl", dataset=m.fingerprint(), clustering=clustering_fingerprint(str(train), m), progress=True)
+                    state=work / "state.jsonl", merge=merge, centroids=load_centroids(str(train), m), dataset=m.fingerprint(), clustering=clustering_fingerprint(str(train), m), progress=True)
     search_seconds = time.perf_counter() - began
     result.save(work / "weights.json")
     from streamclip.mixture.plot import plot_search
@@ -142,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     command = "python benchmarks/bench_climb.py " + " ".join(argv if argv is not None else sys.argv[1:])
     lines = [f"Command: `{command.strip()}`", "",
              f"Target: domain `{domain}`, {len(texts)} held-out documents. Search: {len(result.history)} proxy runs ({'/'.join(map(str, runs))}) of "
-             f"{args.search_tokens:,} bytes on a {search_model.layers}-layer d{search_model.d_model} model, {search_seconds:.0f} s; predictor Spearman "
+             f"{args.search_tokens:,} bytes over {merge} Ward super-clusters on a {search_model.layers}-layer d{search_model.d_model} model, {search_seconds:.0f} s; predictor Spearman "
              f"on held-out runs {quality}. Final runs: {final_tokens:,} bytes each on the outcome experiment's model, paired seeds.", "",
              markdown_table(["mixture", "seeds", "target bits per byte"], rows), "",
              f"found − size-proportional (paired): {statistics.mean(diffs):+.4f} ({sum(d < 0 for d in diffs)}/{len(diffs)} seeds lower)" if diffs else "", "",

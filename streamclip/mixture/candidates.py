@@ -65,7 +65,8 @@ class Generator:
         if len(rows) < count:
             raise ConfigError(
                 f"only {len(rows)} of {count} candidate mixtures passed the usage cap (weight <= {self.max_usage} x prior) "
-                f"in {draws} draws; raise max_usage or lower the runs"
+                f"in {draws} draws of {len(prior)} weights; with many clusters the recipe's sparse Dirichlet draws put too much on a "
+                f"few: search over super-clusters (merge=N / --merge-to N; CLIMB merges to about 20), or raise max_usage or lower the runs"
             )
         return rows[np.sort(rng.choice(len(rows), size=count, replace=False))]
 
