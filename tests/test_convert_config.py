@@ -28,7 +28,7 @@ FAST = dict(clusters=2, embedder="hashing", progress=False)
     (dict(memory_budget=0), r"--memory-budget 0: must be an integer >= 1"),
     (dict(shard_size=100), r"--shard-size 100: must be an integer >= 4096"),
     (dict(rules=FieldRules(max_doc_bytes=0)), r"--max-doc-bytes 0: must be an integer >= 1"),
-    (dict(embedder="bert"), r"--embedder 'bert': unknown; choose one of hashing, minilm"),
+    (dict(embedder="bert"), r"--embedder 'bert': unknown; choose one of minilm, minilm-onnx, minilm-onnx-int8, static, hashing"),
     (dict(clusters="8"), r"--clusters '8': must be an integer"),
 ])
 def test_bad_options_are_refused_at_construction(options, message):
