@@ -12,14 +12,12 @@ import json
 import os
 from dataclasses import asdict
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from streamclip.errors import ConfigError
 from streamclip.plan import Weighted
-from streamclip.plan.strategies import ZERO_WEIGHT
 from streamclip.readers.proxy import ProxyConfig, evaluate_proxy, score_texts, train_proxy
 
 __all__ = ["ProxyObjective"]
@@ -51,13 +49,12 @@ class ProxyObjective:
         self.target_texts = None if target_texts is None else list(target_texts)
         self.model, self.work_dir, self.device, self.threads = model, work_dir, device, threads
         self.plan_margin = plan_margin
-        self.runs: list[dict[str, Any]] = []  # one line per proxy run this object made: weights hash, score, seconds
 
     def __call__(self, weights: NDArray[np.float64]) -> float:
         values = np.asarray(weights, dtype=np.float64)
         settings = json.dumps([self.tokens, self.seed, self.clip, self.plan_margin, asdict(self.model) if self.model else None], sort_keys=True)
         key = hashlib.sha256(values.tobytes() + settings.encode()).hexdigest()[:16]  # a changed setting never meets an old checkpoint
-        strategy = Weighted(tuple(np.maximum(values / values.sum(), ZERO_WEIGHT)), clip=self.clip)
+        strategy = Weighted.from_mixture(values, clip=self.clip)
         checkpoint = os.path.join(self.work_dir, f"run-{key}") if self.work_dir else None
         result = train_proxy(self.train, strategy, tokens=self.tokens, seed=self.seed, model=self.model, checkpoint_dir=checkpoint,
                              device=self.device, threads=self.threads, plan_margin=self.plan_margin)
@@ -65,5 +62,4 @@ class ProxyObjective:
             score = score_texts(result.model, self.target_texts, device=self.device)
         else:
             score = float(evaluate_proxy(result.model, self.eval, device=self.device, clusters=self.target_clusters)["macro"])
-        self.runs.append({"weights": key, "score": score, "seconds": result.wall_seconds, "documents_drawn": result.documents_drawn})
         return score

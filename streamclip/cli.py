@@ -378,25 +378,19 @@ def split(dataset: str, eval_per_cluster: int, train_fraction: float, seed: int,
 
 
 def _target(value: str, eval_set: str | None) -> dict[str, Any]:
-    """``--target``: comma-separated cluster ids (scored on --eval) or a JSONL file of target documents (field text)."""
-    if os.path.isfile(value):
+    """``--target``: comma-separated cluster ids (scored on --eval) or a file of target documents (field text)."""
+    if os.path.isfile(value):  # read like a convert input: .jsonl(.gz/.zst), parquet or text, bad lines named
+        from streamclip.writers.sources import BlankLines, FieldRules, Rejection, read_source
+
         texts = []
-        with open(value, encoding="utf-8", errors="strict") as handle:
-            try:
-                for line_no, line in enumerate(handle, start=1):
-                    if not line.strip():
-                        continue
-                    try:
-                        doc = json.loads(line)
-                    except (ValueError, RecursionError):
-                        raise ConfigError(f"{value}:{line_no}: not valid JSON; the target file holds one JSON document per line") from None
-                    if not isinstance(doc, dict) or not isinstance(doc.get("text"), str) or not doc["text"]:
-                        raise ConfigError(f"{value}:{line_no}: field 'text' is missing or not a non-empty string")
-                    texts.append(doc["text"])
-            except UnicodeDecodeError:
-                raise ConfigError(f"{value}: not UTF-8 text; the target file holds one JSON document per line") from None
+        for item in read_source(value, 0, FieldRules()):
+            if isinstance(item, Rejection):
+                where = f"{value}:{item.line}" if item.line > 0 else value
+                raise ConfigError(f"--target {where}: {item.reason}{f' (field {item.field})' if item.field else ''}: {item.detail}")
+            if not isinstance(item, BlankLines):
+                texts.append(item.text)
         if not texts:
-            raise ConfigError(f"{value}: holds no target documents")
+            raise ConfigError(f"--target {value}: holds no target documents")
         return {"target_texts": texts}
     try:
         clusters = [int(c) for c in value.split(",") if c.strip()]

@@ -130,8 +130,8 @@ def check_weights_fit(strategy: object, location: str, manifest: Manifest) -> No
 
     The clustering fingerprint reads ``centroids.npy``; it is computed only when such weights are given."""
     from streamclip.manifest import clustering_fingerprint
-    from streamclip.plan.strategies import _weighted_parts, check_made_for
+    from streamclip.plan.strategies import check_made_for, weighted_parts
 
-    if not any(part.made_for is not None for part in _weighted_parts(strategy)):
+    if not any(part.made_for is not None for part in weighted_parts(strategy)):
         return
     check_made_for(strategy, dataset=manifest.fingerprint(), clustering=clustering_fingerprint(location, manifest), location=location)

@@ -210,9 +210,14 @@ class Weighted:
         from streamclip.mixture.weights_file import read_weights_file
 
         doc = read_weights_file(path)
-        values = np.asarray(doc["weights"], dtype=np.float64)
+        return cls.from_mixture(doc["weights"], clip=clip, made_for=(doc.get("dataset"), doc.get("clustering")))
+
+    @classmethod
+    def from_mixture(cls, weights: Sequence[float], *, clip: float | None = None, made_for: Sequence[str | None] | None = None) -> "Weighted":
+        """A searched mixture (weights >= 0, summing to about 1) as a strategy: each 0 becomes ``ZERO_WEIGHT``."""
+        values = np.asarray(weights, dtype=np.float64)
         values = np.maximum(values / values.sum(), ZERO_WEIGHT)
-        return cls(tuple(values / values.sum()), clip=clip, made_for=(doc.get("dataset"), doc.get("clustering")))
+        return cls(tuple(values / values.sum()), clip=clip, made_for=made_for)
 
     def weights(self, sizes: NDArray[np.int64]) -> NDArray[np.float64]:
         if len(self.values) != len(sizes):
@@ -236,7 +241,8 @@ ZERO_WEIGHT = 1e-12
 """What ``Weighted.load`` reads a weight of 0 as (a share of the total): the plan engine needs weights > 0."""
 
 
-def _weighted_parts(strategy: object) -> list[Weighted]:
+def weighted_parts(strategy: object) -> list[Weighted]:
+    """The ``Weighted`` strategies in ``strategy``: itself, or its schedule's phases."""
     if isinstance(strategy, Weighted):
         return [strategy]
     if isinstance(strategy, Schedule):
@@ -250,7 +256,7 @@ def check_made_for(strategy: object, *, dataset: str, clustering: str | None, lo
     The weights fit when the dataset fingerprint matches, or when the clustering does (the same centroids
     give the same cluster ids: a search on a ``split`` train set applies to the dataset it was split from).
     """
-    for part in _weighted_parts(strategy):
+    for part in weighted_parts(strategy):
         if part.made_for is None:
             continue
         made_dataset, made_clustering = part.made_for
