@@ -403,6 +403,25 @@ def _target(value: str, eval_set: str | None) -> dict[str, Any]:
     return {"target_clusters": clusters}
 
 
+def _place_target(dataset: str, n_clusters: int, texts: list[str] | None) -> Any:
+    """Per-cluster counts of the target documents (None for a cluster-id target or a dataset without centroids)."""
+    if texts is None:
+        return None
+    import numpy as np
+
+    from streamclip.manifest import open_manifest
+    from streamclip.writers.targets import assign_texts
+
+    if not open_manifest(dataset).has_centroids:
+        click.echo("target: not placed in clusters (the dataset was clustered from an input field, so it has no centroids)")
+        return None
+    counts = np.bincount(assign_texts(dataset, texts), minlength=n_clusters)
+    top = np.argsort(-counts, kind="stable")[:5]
+    shares = ", ".join(f"{int(c)} ({counts[c] / counts.sum():.0%})" for c in top if counts[c])
+    click.echo(f"target: {int(counts.sum())} documents fall in {int((counts > 0).sum())} of {n_clusters} clusters; most in {shares}")
+    return counts
+
+
 @main.command()
 @click.argument("dataset")
 @click.option("--target", required=True, help="What the mixture should be good at: cluster ids (e.g. 3,7; scored on --eval) or a JSONL file of target documents (field text, scored directly).")
@@ -413,6 +432,8 @@ def _target(value: str, eval_set: str | None) -> dict[str, Any]:
 @click.option("--out", "out", type=OutputFile(), required=True, help="Where weights.json goes (feed it to plan --weights or Weighted.load).")
 @click.option("--state", default=None, help="JSONL of finished proxy runs: a restarted search skips them [default: OUT.state.jsonl].")
 @click.option("--merge-to", type=click.IntRange(min=1), default=None, help="Search over this many super-clusters (Ward linkage on the centroids).")
+@click.option("--prior", "prior_name", type=click.Choice(["size", "uniform", "target"]), default="size",
+              help="Mixture the first round samples around: cluster sizes (the recipe's), uniform, or where the --target documents fall (+0.5 per cluster).")
 @click.option("--plot", "plot_path", type=OutputFile(), default=None, help="Write a PNG: measured vs predicted scores, found vs size-proportional weights.")
 @click.option("--command", "command", default=None, help="Proxy: a shell command that gets a weights-file path ({weights}, else last argument) and prints a score; lower is better unless --maximize.")
 @click.option("--maximize", is_flag=True, help="Higher scores are better (e.g. a --command that prints accuracy).")
@@ -425,7 +446,7 @@ def _target(value: str, eval_set: str | None) -> dict[str, Any]:
 @click.option("--work-dir", default=None, help="Proxy checkpoints and candidate files, so a killed run resumes [default: OUT.runs].")
 @_friendly
 def climb(dataset: str, target: str, eval_set: str | None, iterations: int, runs: str, pool: int, out: str, state: str | None,
-          merge_to: int | None, plot_path: str | None, command: str | None, maximize: bool, tokens: int, model_json: str | None,
+          merge_to: int | None, prior_name: str, plot_path: str | None, command: str | None, maximize: bool, tokens: int, model_json: str | None,
           clip: float | None, seed: int, threads: int | None, device: str | None, work_dir: str | None) -> None:
     """Search DATASET's cluster weights (CLIMB): proxy runs, a predictor, and rounds that train only the predicted best."""
     from streamclip.manifest import clustering_fingerprint, load_centroids, open_manifest
@@ -438,6 +459,7 @@ def climb(dataset: str, target: str, eval_set: str | None, iterations: int, runs
         raise ConfigError(f"--runs {runs!r}: give one integer per iteration, e.g. 64,32,16") from None
     work = work_dir or f"{out}.runs"
     identity = {"dataset": manifest.fingerprint(), "clustering": clustering_fingerprint(dataset, manifest)}
+    aim = _target(target, eval_set) if command is None or os.path.isfile(target) else {}  # a command proxy reads the target itself
     if command is not None:
         evaluate = CommandObjective(command, work, **identity)
     else:
@@ -456,11 +478,17 @@ def climb(dataset: str, target: str, eval_set: str | None, iterations: int, runs
         except TypeError as e:
             raise ConfigError(f"--model: {e}") from None
         evaluate = ProxyObjective(dataset, tokens=tokens, eval=eval_set, seed=seed, clip=clip, model=config, work_dir=work,
-                                  device=device, threads=threads, **_target(target, eval_set))
+                                  device=device, threads=threads, **aim)
+    placed = _place_target(dataset, manifest.num_clusters, aim.get("target_texts"))
+    prior = {"size": manifest.cluster_sizes.astype(float), "uniform": None, "target": None if placed is None else placed + 0.5}[prior_name]
+    if prior_name == "target" and placed is None:
+        raise ConfigError("--prior target needs --target to be a file of documents (they are placed in the clusters); cluster ids name no shares")
     centroids = load_centroids(dataset, manifest) if merge_to is not None else None
-    result = search(evaluate, manifest.num_clusters, iterations=iterations, runs=counts, pool=pool, prior=manifest.cluster_sizes.astype(float),
+    result = search(evaluate, manifest.num_clusters, iterations=iterations, runs=counts, pool=pool, prior=prior,
                     seed=seed, maximize=maximize, state=state or f"{out}.state.jsonl", merge=merge_to, centroids=centroids,
                     progress=True, **identity)
+    if placed is not None:
+        result.target = {"documents": int(placed.sum()), "per_cluster": [int(c) for c in placed]}
     result.save(out)
     quality = ", ".join(f"round {q['round'] + 1}: {q['spearman']:.2f}" if q["spearman"] is not None else f"round {q['round'] + 1}: n/a"
                         for q in result.predictor_quality)

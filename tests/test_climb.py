@@ -119,3 +119,55 @@ def test_streamclip_climb_with_the_built_in_proxy_writes_weights_the_planner_rea
     planned = subprocess.run([sys.executable, "-m", "streamclip.cli", "plan", str(sets["ds"]), "--strategy", "weighted", "--weights", str(out),
                               "--json"], capture_output=True, text=True)
     assert planned.returncode == 0, planned.stderr
+
+
+def _stored(dataset: Path, n: int) -> tuple[list[str], list[int]]:
+    from streaming import StreamingDataset
+
+    ds = StreamingDataset(local=str(dataset), shuffle=False, batch_size=1)
+    rows = [ds[i] for i in range(0, ds.num_samples, max(1, ds.num_samples // n))]
+    return [r["text"] for r in rows], [int(r["cluster"]) for r in rows]
+
+
+def test_documents_of_the_dataset_are_placed_in_the_clusters_convert_gave_them(sets):
+    from streamclip.writers.targets import assign_texts
+
+    texts, clusters = _stored(sets["ds"], 120)
+    assert len(set(clusters)) > 1
+    assert assign_texts(str(sets["ds"]), texts).tolist() == clusters
+    assert assign_texts(str(sets["train"]), texts).tolist() == clusters  # a split keeps the centroids and the embedder
+
+
+def test_an_embedder_record_this_installation_cannot_reproduce_is_refused(sets):
+    from streamclip.writers.embedders import embedder_for
+
+    record = dict(open_manifest(str(sets["ds"])).embedding)
+    assert embedder_for(record).describe()["model"] == record["model"]
+    with pytest.raises(ConfigError, match="weights_sha256"):  # other weights: new documents would land in another vector space
+        embedder_for({**record, "weights_sha256": "ab" * 32}, where="ds")
+    with pytest.raises(ConfigError, match="cannot rebuild"):
+        embedder_for({**record, "model": "someone/else"}, where="ds")
+
+
+def test_climb_places_target_documents_in_clusters_and_can_search_around_them(sets, tmp_path):
+    from streamclip.writers.targets import assign_texts
+
+    texts, _ = _stored(sets["ds"], 40)
+    target = tmp_path / "target.jsonl"
+    target.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts[:15]))
+    script = tmp_path / "score.py"
+    script.write_text("import json, sys\nprint(json.load(open(sys.argv[1]))['weights'][0])\n")
+    out = tmp_path / "w.json"
+    done = subprocess.run([sys.executable, "-m", "streamclip.cli", "climb", str(sets["train"]), "--target", str(target), "--prior", "target",
+                           "--command", f"{sys.executable} {script}", "--iterations", "1", "--runs", "4", "--out", str(out)],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    placed = np.bincount(assign_texts(str(sets["train"]), texts[:15]), minlength=open_manifest(str(sets["train"])).num_clusters)
+    doc = read_weights_file(out)
+    assert doc["target"] == {"documents": 15, "per_cluster": placed.tolist()}
+    assert np.allclose(doc["prior"], (placed + 0.5) / (placed + 0.5).sum())
+    assert "target: 15 documents fall in" in done.stdout
+    refused = subprocess.run([sys.executable, "-m", "streamclip.cli", "climb", str(sets["train"]), "--eval", str(sets["eval"]), "--target", "0",
+                              "--prior", "target", "--command", f"{sys.executable} {script}", "--runs", "4", "--iterations", "1", "--out", str(out)],
+                             capture_output=True, text=True)
+    assert refused.returncode == 2 and "--prior target needs" in refused.stderr and "Traceback" not in refused.stderr

@@ -142,3 +142,29 @@ def make_embedder(name: str, *, max_tokens: int = 256, bf16: bool = False, batch
     if name == "hashing":
         return HashingEmbedder(max_tokens=max_tokens)
     raise ConfigError(f"--embedder {name!r}: unknown; choose one of {', '.join(EMBEDDERS)}")
+
+
+def embedder_for(embedding: dict[str, Any], *, where: str = "the dataset") -> Embedder:
+    """The embedder a manifest's ``embedding`` record describes, rebuilt to place new documents in its clusters.
+
+    The rebuilt embedder must describe itself as the record does (model, width, precision and weights), or
+    new documents would land in another vector space than the centroids and be assigned at random.
+    """
+    model, precision = embedding.get("model"), str(embedding.get("precision", ""))
+    max_tokens = int(embedding.get("max_tokens") or 256)
+    if model == HashingEmbedder.name:
+        built: Embedder = HashingEmbedder(dim=int(embedding.get("dim") or 256), max_tokens=max_tokens)
+    elif isinstance(model, str) and model.startswith("streamclip/minilm-model2vec"):
+        built = make_embedder("static", max_tokens=max_tokens)
+    elif model == MiniLMEmbedder.name and embedding.get("runtime") == "onnxruntime":
+        built = make_embedder("minilm-onnx-int8" if precision.startswith("int8") else "minilm-onnx", max_tokens=max_tokens)
+    elif model == MiniLMEmbedder.name:
+        built = make_embedder("minilm", max_tokens=max_tokens, bf16=precision == "bf16")
+    else:
+        raise ConfigError(f"{where} was embedded with {model!r}, which streamclip cannot rebuild; embed new documents with that model yourself")
+    described = built.describe()
+    for key in ("model", "dim", "weights_sha256"):
+        if described.get(key) != embedding.get(key):
+            raise ConfigError(f"{where} was embedded with {key} {embedding.get(key)!r}, but this installation gives {described.get(key)!r}; "
+                              "install the versions its manifest records (streamclip inspect shows them)")
+    return built

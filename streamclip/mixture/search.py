@@ -49,6 +49,7 @@ class MixtureResult:
     settings: dict[str, Any] = field(default_factory=dict)
     dataset: str | None = None  # the manifest fingerprint of the dataset searched, when known
     clustering: str | None = None  # its clustering fingerprint (centroids): the weights also fit datasets split from it
+    target: dict[str, Any] | None = None  # where the target documents fall: documents, per-cluster counts (set by the caller)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -56,7 +57,7 @@ class MixtureResult:
             "score": self.score, "maximize": self.maximize, "prior": [float(p) for p in self.prior],
             "super_clusters": None if self.groups is None else [int(g) for g in self.groups],
             "predicted_best": self.predicted_best, "predictor_quality": self.predictor_quality,
-            "history": self.history, "settings": self.settings,
+            "history": self.history, "settings": self.settings, "target": self.target,
         }
 
     def save(self, path: str | os.PathLike[str]) -> None:
