@@ -159,7 +159,8 @@ def test_climb_places_target_documents_in_clusters_and_can_search_around_them(se
     script.write_text("import json, sys\nprint(json.load(open(sys.argv[1]))['weights'][0])\n")
     out = tmp_path / "w.json"
     done = subprocess.run([sys.executable, "-m", "streamclip.cli", "climb", str(sets["train"]), "--target", str(target), "--prior", "target",
-                           "--command", f"{sys.executable} {script}", "--iterations", "1", "--runs", "4", "--out", str(out)],
+                           "--command", f"{sys.executable} {script}", "--iterations", "1", "--runs", "4", "--out", str(out),
+                           "--plot", str(tmp_path / "t.png")],
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
     placed = np.bincount(assign_texts(str(sets["train"]), texts[:15]), minlength=open_manifest(str(sets["train"])).num_clusters)

@@ -13,7 +13,8 @@ __all__ = ["plot_search"]
 
 def plot_search(result: MixtureResult, sizes: np.ndarray, path: str | os.PathLike[str]) -> None:
     """Left: measured vs predicted score of every run of rounds 2+ (round 1 has no prediction), best run marked.
-    Right: the chosen weights beside the size-proportional ones, clusters largest first."""
+    Right: the chosen weights beside the size-proportional ones (and the target documents' shares when
+    they were placed in the clusters), clusters largest first."""
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(12, 4.5))
@@ -33,6 +34,9 @@ def plot_search(result: MixtureResult, sizes: np.ndarray, path: str | os.PathLik
     x = np.arange(len(order))
     right.bar(x - 0.2, prior[order], width=0.4, label="size-proportional", color="0.6")
     right.bar(x + 0.2, np.asarray(result.weights)[order], width=0.4, label="found", color="C1")
+    if result.target is not None:  # where the target documents fall: the search should move weight toward these
+        placed = np.asarray(result.target["per_cluster"], dtype=np.float64)
+        right.plot(x, (placed / placed.sum())[order], "k.", markersize=5, label="target documents")
     right.set(title="cluster weights", xlabel="clusters, largest first", ylabel="share of draws")
     if len(order) > 40:
         right.set_yscale("log")
