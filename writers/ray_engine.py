@@ -48,7 +48,7 @@ LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 DEFAULT_WORKERS = 2
 # Environment the workers need to read s3:// inputs and write like the driver (copied into Ray's runtime_env).
 _PASSED_ENV = ("S3_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_DEFAULT_REGION",
-               "AWS_REGION", "AWS_PROFILE", "HF_HUB_OFFLINE", ray_tasks.KILL_ONCE_ENV)
+               "AWS_REGION", "AWS_PROFILE", "HF_HUB_OFFLINE")
 
 
 def convert_on_ray(files: list[str], out: str, local_out: str, work: WorkDir, uploader: S3Uploader | None,
