@@ -64,10 +64,12 @@ def digest(root: Path) -> dict[str, str]:
 PIECES = dict(clusters=4, seed=5, memory_budget=16 << 10, shard_size=64 << 10, rules=FieldRules(keep=("source",)), **FAST)
 
 
-def test_ray_gives_the_local_engines_clusters_and_stock_readers_read_it(ray_local, tmp_path):
+def test_ray_gives_the_local_engines_clusters_identically_twice_and_stock_readers_read_it(ray_local, tmp_path):
     local, on_ray = tmp_path / "local", tmp_path / "ray"
     expected = convert([str(SAMPLE)], str(local), ConvertConfig(**PIECES))
     report = convert([str(SAMPLE)], str(on_ray), ConvertConfig(engine="ray", ray_workers=2, **PIECES))
+    convert([str(SAMPLE)], str(tmp_path / "again"), ConvertConfig(engine="ray", **PIECES))
+    assert digest(on_ray) == digest(tmp_path / "again")  # Ray twice: identical bytes (before the stock reader unpacks shards)
     assert (report.read, report.written, report.rejected, report.clusters) == (expected.read, expected.written, 0, expected.clusters)
     assert membership(on_ray) == membership(local)
     manifest, reference = open_manifest(str(on_ray)), open_manifest(str(local))
@@ -83,12 +85,6 @@ def test_ray_gives_the_local_engines_clusters_and_stock_readers_read_it(ray_loca
     texts = {s["text"] for s in read_stock(on_ray)}
     drawn = [ds[i]["text"] for i in range(0, ds.num_samples, max(1, ds.num_samples // 64))]
     assert drawn and all(t in texts for t in drawn)
-
-
-def test_ray_twice_gives_identical_bytes(ray_local, tmp_path):
-    for name in ("a", "b"):
-        convert([str(SAMPLE)], str(tmp_path / name), ConvertConfig(engine="ray", **PIECES))
-    assert digest(tmp_path / "a") == digest(tmp_path / "b")
 
 
 def test_bad_inputs_are_reported_as_by_the_local_engine(ray_local, tmp_path, sample_docs):
@@ -113,9 +109,6 @@ def test_a_worker_killed_while_packing_loses_and_duplicates_nothing(ray_local, t
     report = convert([str(sample_jsonl)], str(tmp_path / "ray"), ConvertConfig(engine="ray", clusters=4, **FAST))
     assert marker.exists()  # a pack task did kill its worker, and Ray ran it again
     assert report.written == len(sample_docs)
-    monkeypatch.delenv(KILL_ONCE_ENV)
-    convert([str(sample_jsonl)], str(tmp_path / "again"), ConvertConfig(engine="ray", clusters=4, **FAST))
-    assert digest(tmp_path / "ray") == digest(tmp_path / "again")  # before reading: the stock reader unpacks shards in place
     assert Counter(s["text"] for s in read_stock(tmp_path / "ray")) == Counter(d["text"] for d in sample_docs)
 
 
@@ -184,8 +177,8 @@ def _descendants(root: int) -> set[int]:
 LOOPBACK = {"0100007F", "00000000000000000000000001000000", "0000000000000000FFFF00000100007F"}
 
 
-def test_ray_listens_on_loopback_only(ray_local, tmp_path, sample_jsonl):
-    convert([str(sample_jsonl)], str(tmp_path / "ray"), ConvertConfig(engine="ray", clusters=2, **FAST))  # workers up
+def test_ray_listens_on_loopback_only(ray_local):
+    """Last in the module, so the workers of the conversions above are up too."""
     ours = _socket_inodes(_descendants(os.getpid()))
     listening = {inode: addr for inode, addr in _listening().items() if inode in ours}
     assert len(listening) >= 3  # GCS, raylet, object manager at least: the scan sees Ray's sockets
