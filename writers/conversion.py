@@ -138,6 +138,7 @@ class ConvertReport:
     seconds: dict[str, float] = field(default_factory=dict)
     resumed_embeddings: int = 0
     blank_lines: int = 0  # blank JSONL lines passed over: not documents, so not in read
+    worker_peak_mb: float | None = None  # --engine ray: the highest peak RSS of a packing worker
 
 
 def convert(inputs: list[str], out: str, config: ConvertConfig | None = None, *, embedder: Embedder | None = None) -> ConvertReport:

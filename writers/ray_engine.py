@@ -245,6 +245,7 @@ class _Run:
                         files=files, low=low, high=high, cluster=k, part_dir=os.path.join(parts, f"c{k:08d}-{j:06d}"), columns=columns,
                         compression=config.compression, size_limit=config.shard_size, by_similarity=not self.by_field, kill_marker=kill)))
             results = self.ray.get([ref for _, _, ref in jobs])
+            self.report.worker_peak_mb = max(r["peak_mb"] for r in results)
             clusters, shards = self._gather(tmp, parts, jobs, results, len(partitions))
             with open(os.path.join(tmp, INDEX_NAME), "w") as f:
                 json.dump({"version": 2, "shards": shards}, f, sort_keys=True)  # as MDSWriter writes it

@@ -147,7 +147,11 @@ def pack_piece(*, files: list[str], low: int, high: int, cluster: int, part_dir:
         sims = table["sim"].to_numpy()
         at = int(np.argmax(sims))  # the first of the highest
         best, example = float(sims[at]), _shorten(decode_record(table["record"][at].as_py())[0])
-    return {"shards": shards, "documents": packed.documents, "bytes": packed.bytes, "example": example, "best": best, "terms": terms}
+    import resource
+
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # this worker's peak so far (workers are reused)
+    return {"shards": shards, "documents": packed.documents, "bytes": packed.bytes, "example": example, "best": best, "terms": terms,
+            "peak_mb": peak_mb}
 
 
 def _write_json(path: str, value: Any) -> None:
