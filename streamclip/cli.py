@@ -214,10 +214,15 @@ def main() -> None:
 @click.option("--out-local", default=None, help="For an s3:// OUT: keep the local copy of the dataset here [default: a temporary staging directory, removed after the upload].")
 @click.option("--keep-work", is_flag=True, help="Keep the work directory after success.")
 @click.option("--progress/--no-progress", default=True, help="Show tqdm progress bars.")
+@click.option("--engine", type=click.Choice(["local", "ray"]), default="local", help="local: this process; ray: Ray Data across a cluster (pip install 'streamclip[ray]'), the same documents in the same clusters.")
+@click.option("--ray-address", default=None, help="--engine ray: the Ray cluster to join (e.g. auto, or HEAD:6379) [default: start a local Ray on 127.0.0.1].")
+@click.option("--ray-workers", type=click.IntRange(min=1), default=None, help="--engine ray: embedding actors (one model each) [default: 2].")
+@click.option("--num-gpus", type=click.FloatRange(min=0), default=None, help="--engine ray: GPUs per embedding actor (e.g. 1, or 0.5 to share one) [default: 0].")
 @_friendly
 def convert(inputs: tuple[str, ...], out: str, clusters: int, seed: int, text_field: str, keep: str, cluster_field: str | None,
             embedder: str, max_tokens: int, bf16: bool, iterations: int, max_doc_bytes: int, shard_size: int,
-            compression: str, memory_budget: int, strict: bool, overwrite: bool, resume: bool, work_dir: str | None, out_local: str | None, keep_work: bool, progress: bool) -> None:
+            compression: str, memory_budget: int, strict: bool, overwrite: bool, resume: bool, work_dir: str | None, out_local: str | None, keep_work: bool, progress: bool,
+            engine: str, ray_address: str | None, ray_workers: int | None, num_gpus: float | None) -> None:
     """Convert corpus files INPUTS (.jsonl, .jsonl.gz, .jsonl.zst, .parquet, folders of .txt/.md, globs; local or s3://) into a dataset at OUT (a directory or s3://bucket/prefix)."""
     from streamclip.writers import ConvertConfig, FieldRules
     from streamclip.writers import convert as run_convert
@@ -230,6 +235,7 @@ def convert(inputs: tuple[str, ...], out: str, clusters: int, seed: int, text_fi
         clusters=clusters, seed=seed, embedder=embedder, max_tokens=max_tokens, bf16=bf16, iterations=iterations,
         rules=rules, compression=compression, shard_size=shard_size, memory_budget=memory_budget, strict=strict, overwrite=overwrite,
         resume=resume, work_dir=work_dir, out_local=out_local, keep_work=keep_work, progress=progress,
+        engine=engine, ray_address=ray_address, ray_workers=ray_workers, num_gpus=num_gpus or 0.0,
     )
     report = run_convert(list(inputs), out, config)
     click.echo(f"\nwrote {report.out}: {report.written} documents in {report.clusters} clusters, {report.shards} shards")

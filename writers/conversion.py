@@ -67,6 +67,10 @@ class ConvertConfig:
     out_local: str | None = None  # for an s3:// output: keep the local copy here [default: a temporary staging dir]
     keep_work: bool = False
     progress: bool = True
+    engine: str = "local"  # "local" (this process) or "ray" (Ray Data: writers/ray_engine.py)
+    ray_address: str | None = None  # --engine ray: a running cluster [default: start a local Ray on 127.0.0.1]
+    ray_workers: int | None = None  # --engine ray: embedding actors and parallel tasks [default: 2]
+    num_gpus: float = 0.0  # --engine ray: GPUs per embedding actor
 
     def __post_init__(self) -> None:
         """Every option is checked here, before anything is read: a bad one fails in a second, not after embedding."""
@@ -83,6 +87,7 @@ class ConvertConfig:
             raise ConfigError(f"--bf16 is torch autocast for --embedder minilm; --embedder {self.embedder} has no bf16 mode (drop --bf16)")
         if not isinstance(self.compression, str) or not _COMPRESSION.fullmatch(self.compression):
             raise ConfigError(f"--compression {self.compression!r}: use zstd or zstd:LEVEL with LEVEL in 1..22 (zstd's levels), e.g. zstd:3")
+        self._check_engine()
         reserved = {"text", "cluster", self.rules.text_field, self.rules.cluster_field} - {None}
         clash = sorted(set(self.rules.keep) & reserved)
         if clash:
@@ -91,6 +96,22 @@ class ConvertConfig:
                 "are read into them; drop these names from --keep (to keep such a field, rename it in the input)")
 
 
+    def _check_engine(self) -> None:
+        if self.engine not in ENGINES:
+            raise ConfigError(f"--engine {self.engine!r}: unknown; choose one of {', '.join(ENGINES)}")
+        given = [name for name, value in (("--ray-address", self.ray_address), ("--ray-workers", self.ray_workers),
+                                          ("--num-gpus", self.num_gpus or None)) if value is not None]
+        if self.engine == "local" and given:
+            raise ConfigError(f"{', '.join(given)}: only for --engine ray; add --engine ray or drop {'them' if len(given) > 1 else 'it'}")
+        if self.ray_workers is not None:
+            _at_least("--ray-workers", self.ray_workers, 1)
+        if isinstance(self.num_gpus, bool) or not isinstance(self.num_gpus, (int, float)) or not 0 <= self.num_gpus <= 64:
+            raise ConfigError(f"--num-gpus {self.num_gpus!r}: must be a number of GPUs per embedding actor in 0..64 (e.g. 1, or 0.5 to share one)")
+        if self.engine == "ray" and self.resume:
+            raise ConfigError("--resume: the Ray engine does not resume (Ray retries failed tasks itself); run the command again without --resume")
+
+
+ENGINES = ("local", "ray")
 SEED_LIMIT = 1 << 31
 MIN_TOKENS = {"minilm": 8, "minilm-onnx": 8, "minilm-onnx-int8": 8}
 _COMPRESSION = re.compile(r"zstd(?::(?:[1-9]|1[0-9]|2[0-2]))?")
@@ -117,6 +138,7 @@ class ConvertReport:
     seconds: dict[str, float] = field(default_factory=dict)
     resumed_embeddings: int = 0
     blank_lines: int = 0  # blank JSONL lines passed over: not documents, so not in read
+    worker_peak_mb: float | None = None  # --engine ray: the highest peak RSS of a packing worker
 
 
 def convert(inputs: list[str], out: str, config: ConvertConfig | None = None, *, embedder: Embedder | None = None) -> ConvertReport:
@@ -142,6 +164,10 @@ def convert(inputs: list[str], out: str, config: ConvertConfig | None = None, *,
     files = expand_inputs(inputs, exclude=(local_out, work_path, staged))  # OUT and its work never feed the run
     work = WorkDir(work_path, out=local_out, inputs=_local_paths([*inputs, *files]))
     try:
+        if config.engine == "ray":
+            from streamclip.writers.ray_engine import convert_on_ray
+
+            return convert_on_ray(files, out, local_out, work, uploader, config, embedder)
         return _convert(files, out, local_out, work, uploader, config, embedder)
     finally:
         work.close()
@@ -304,7 +330,7 @@ def _read_stage(files: list[str], work: WorkDir, key: str, config: ConvertConfig
                     reasons[item.reason] += 1
                     counts["rejected"] += 1
                     if len(preview) < 10:
-                        preview.append(_describe_reject(path, item))
+                        preview.append(describe_reject(path, item))
                 bar.update(1)
             per_input.append({"path": path, "documents": counts["written"] + counts["rejected"], "written": counts["written"], "rejected": counts["rejected"],
                               "blank_lines": counts["blank_lines"]})
@@ -348,11 +374,17 @@ class _IdWriter:
 
 
 def _write_reject(rejects: Any, path: str, item: Rejection) -> None:
+    rejects.write(reject_line(path, item))
+
+
+def reject_line(path: str, item: Rejection) -> str:
+    """One ``rejected.jsonl`` line (both engines write these words)."""
     row = {"file": path, "line": item.line if item.line >= 0 else None, "reason": item.reason, "field": item.field, "detail": item.detail}
-    rejects.write(json.dumps(row, ensure_ascii=False) + "\n")
+    return json.dumps(row, ensure_ascii=False) + "\n"
 
 
-def _describe_reject(path: str, item: Rejection) -> str:
+def describe_reject(path: str, item: Rejection) -> str:
+    """A rejection as the one-line preview ``--strict`` prints."""
     where = f"{path}:{item.line}" if item.line >= 0 else path
     field_part = f" field {item.field!r}" if item.field else ""
     return f"{where}:{field_part} {item.reason} ({item.detail})"

@@ -12,7 +12,7 @@ import functools
 import itertools
 import os
 import struct
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -104,8 +104,12 @@ def spill_by_cluster(
 def pack_clusters(
     spill: ClusterSpill, out_dir: str, *, num_clusters: int, columns: dict[str, str], compression: str,
     size_limit: int, total: int, terms: TermStats, progress: bool = True, on_shard: Callable[[dict[str, Any]], None] | None = None,
+    cluster_ids: Sequence[int] | None = None,
 ) -> list[PackedCluster]:
     """Write clusters 0..K-1 in order into MDS shards under ``out_dir`` (which gets ``index.json``).
+
+    ``cluster_ids`` packs only those clusters, in that order (a Ray task packs its own partition);
+    each one's ``shards``/``samples`` ranges are then counted within ``out_dir``.
 
     Samples are encoded here, straight from the staged records (``_SampleEncoder``), and handed
     to streaming's own writer already encoded, so the shards, their hashes and ``index.json`` are
@@ -127,7 +131,7 @@ def pack_clusters(
 
     try:
         with tqdm(total=total, desc="pack", unit="doc", disable=not progress) as bar:
-            for k in range(num_clusters):
+            for k in (range(num_clusters) if cluster_ids is None else cluster_ids):
                 count = nbytes = 0
                 example, counting = "", True
                 # A batch at a time: the per-sample cost stays amortised and memory stays bounded however large the cluster.

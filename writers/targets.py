@@ -15,6 +15,7 @@ from numpy.typing import NDArray
 
 from streamclip.errors import ConfigError
 from streamclip.manifest import load_centroids, open_manifest
+from streamclip.writers.clustering import assign, centroid_index
 from streamclip.writers.embedders import embedder_for
 
 __all__ = ["assign_texts"]
@@ -22,8 +23,6 @@ __all__ = ["assign_texts"]
 
 def assign_texts(dataset: str, texts: Sequence[str]) -> NDArray[np.int64]:
     """The cluster id of each text in ``dataset``'s clustering (int64, one per text)."""
-    import faiss
-
     manifest = open_manifest(dataset)
     if not manifest.has_centroids or not manifest.embedding:
         raise ConfigError(f"{dataset}: its clusters come from an input field (no centroids), so new documents cannot be placed in them")
@@ -34,6 +33,4 @@ def assign_texts(dataset: str, texts: Sequence[str]) -> NDArray[np.int64]:
     vectors = np.ascontiguousarray(embedder.encode(list(texts)), dtype=np.float32)
     if vectors.shape[1] != centroids.shape[1]:
         raise ConfigError(f"{dataset}: its centroids have {centroids.shape[1]} dimensions but its embedder gives {vectors.shape[1]}")
-    index = faiss.IndexFlatIP(centroids.shape[1])
-    index.add(np.ascontiguousarray(centroids))
-    return index.search(vectors, 1)[1][:, 0].astype(np.int64)
+    return assign(centroid_index(centroids), vectors)[0].astype(np.int64)

@@ -65,6 +65,13 @@ class TermStats:
         self._seen = 0
         self._chars = 0
 
+    def extend(self, other: TermStats) -> None:
+        """Append ``other``'s closed clusters after this one's: per-task statistics combine on the driver
+        (in cluster order) into the ones a single pass would have made."""
+        self._corpus.update(other._corpus)
+        self._clusters.extend(other._clusters)
+        self._words.extend(other._words)
+
     def top_terms(self, n: int = 8) -> list[list[str]]:
         """The ``n`` highest-scoring terms of every cluster, in cluster order."""
         mean_words = max(1.0, sum(self._words) / max(1, len(self._words)))
