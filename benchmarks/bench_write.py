@@ -102,9 +102,14 @@ def child(spec: dict) -> None:
                 for t in texts:
                     writer.write(encode_record(t, {}))
                 writer.close()
+                from streamclip.writers.workdir import WorkDir
+
+                stage = WorkDir(str(work / "embed-work"), out=str(work / "unused-out"), inputs=[])
+                state = {**stage.start("bench", False), "documents": len(texts)}
                 start = time.perf_counter()
-                vectors, _ = _embed_stage(str(work / "docs.zst"), str(work), {"documents": len(texts)}, embedder, False)
+                vectors, _ = _embed_stage(str(work / "docs.zst"), stage, state, embedder, False)
                 np.asarray(vectors[-1])
+                stage.close()
             else:
                 import torch
 
