@@ -6,10 +6,16 @@ before the first ``iter()``, which it takes as the start of its next epoch (as t
 epoch resumes *inside* that finished epoch, so the first ``iter()`` yields nothing and only the second
 starts the next epoch. Lightning then trains an empty epoch, every later streaming epoch runs one
 Lightning epoch late, and the plan's last epoch is never trained, with exit code 0.
-
 ``LightningLoader`` rolls such a state over to the start of the next epoch when it is loaded; every other
-state (mid-epoch, any worker count before and after) is stock's. ``ClusterClipDataset`` itself keeps stock
-semantics, for loops that count their own epochs.
+state (mid-epoch, any worker count before and after) is stock's.
+
+Lightning (2.6) also loads the loader's state only when it believes it is restarting inside an epoch.
+It does not after a checkpoint taken at an epoch's end (``every_n_epochs``), nor in a run resumed from
+an epoch's last batch and checkpointed again (its epoch counters skip the next epoch's start, so the
+next resume looks like a fresh epoch). A fresh streaming dataset then starts the plan again at epoch 0.
+``ClusterClipDataModule`` therefore saves the loader's state as its own and loads it into every loader
+it builds, whatever Lightning decides. ``ClusterClipDataset`` itself keeps stock semantics, for loops
+that count their own epochs.
 """
 
 from __future__ import annotations
@@ -21,13 +27,14 @@ from streaming import StreamingDataLoader
 
 from streamclip.errors import ConfigError
 from streamclip.readers.dataset import ClusterClipDataset
+from streamclip.readers.epochs import roll_over
 
 try:
     import pytorch_lightning as pl
 except ImportError:  # the loader itself needs no Lightning; the data module does
     raise ConfigError("streamclip.readers.lightning needs PyTorch Lightning: pip install 'streamclip[lightning]'") from None
 
-__all__ = ["ClusterClipDataModule", "LightningLoader", "export_world"]
+__all__ = ["ClusterClipDataModule", "LightningLoader", "export_world", "roll_over"]
 
 
 class LightningLoader(StreamingDataLoader):
@@ -35,22 +42,6 @@ class LightningLoader(StreamingDataLoader):
 
     def load_state_dict(self, obj: dict[str, Any]) -> None:
         super().load_state_dict(roll_over(self.dataset, obj))
-
-
-def roll_over(dataset: Any, state: dict[str, Any]) -> dict[str, Any]:
-    """``state``, moved to the start of the next epoch when it was taken at the end of one.
-
-    An epoch is over once the samples yielded reach ``epoch_size``: stock pads an epoch by less than one
-    global batch, so no state taken before its last batch gets there. The last epoch of the run is left
-    as it is: there is no next one, and Lightning stops before iterating.
-    """
-    epoch, seen = state.get("epoch"), state.get("sample_in_epoch")
-    size, epochs = getattr(dataset, "epoch_size", None), getattr(dataset, "num_epochs", None)
-    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (epoch, seen, size, epochs)):
-        return state  # not a state this loader can read: the dataset's own checks name the bad field
-    if seen >= size and epoch + 1 < epochs:
-        return {**state, "epoch": epoch + 1, "sample_in_epoch": 0}
-    return state
 
 
 def export_world(trainer: Any) -> None:
@@ -81,9 +72,23 @@ class ClusterClipDataModule(pl.LightningDataModule):
         if "batch_size" not in dataset:
             raise ConfigError("ClusterClipDataModule(dataset=...) needs batch_size (per device): the dataset and the loader must agree on it")
         self.dataset_kwargs, self.loader_kwargs, self.collate_fn = dict(dataset), dict(loader or {}), collate_fn
+        self._loader: LightningLoader | None = None
+        self._resume: dict[str, Any] | None = None
 
     def train_dataloader(self) -> LightningLoader:
         if self.trainer is not None:
             export_world(self.trainer)
         ds = ClusterClipDataset(**self.dataset_kwargs)
-        return LightningLoader(ds, batch_size=self.dataset_kwargs["batch_size"], collate_fn=self.collate_fn, **self.loader_kwargs)
+        loader = LightningLoader(ds, batch_size=self.dataset_kwargs["batch_size"], collate_fn=self.collate_fn, **self.loader_kwargs)
+        if self._resume is not None:  # Lightning may load the same state again: loading is idempotent
+            loader.load_state_dict(self._resume)
+            self._resume = None
+        self._loader = loader
+        return loader
+
+    def state_dict(self) -> dict[str, Any]:
+        """The train loader's state, saved in every checkpoint under this module's name."""
+        return {} if self._loader is None else {"loader": self._loader.state_dict()}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._resume = state_dict.get("loader")

@@ -1,10 +1,11 @@
 """One Lightning training run over a ClusterClip plan, for tests/test_lightning.py (a child process, so it can be SIGKILLed).
 
-    python lightning_run.py DATASET CKPT_DIR LOG --workers N [--kill-at STEP] [--resume STEP] [--seed S] [--loader stock]
+    python lightning_run.py DATASET CKPT_DIR LOG --workers N [--kill-at STEP] [--resume CKPT] [--seed S] [--loader stock]
 
 Logs one JSON line per trained step (global step, Lightning's epoch, the batch's sample ids) and one at the
 end (Lightning's final epoch and step). ``--kill-at`` SIGKILLs the process when that many steps are done
-(just after the checkpoint of that step); ``--resume`` continues from the checkpoint of that step.
+(just after the checkpoints of that step); ``--resume`` continues from the checkpoint file CKPT_DIR/CKPT. Checkpoints:
+``{step}.ckpt`` every 4 steps (inside an epoch, or on its last batch) and ``end-{step}.ckpt`` at every epoch's end.
 """
 
 from __future__ import annotations
@@ -81,7 +82,7 @@ def main() -> None:
     p.add_argument("log")
     p.add_argument("--workers", type=int, default=0)
     p.add_argument("--kill-at", type=int, default=None)
-    p.add_argument("--resume", type=int, default=None)
+    p.add_argument("--resume", default=None)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--loader", choices=("lightning", "stock"), default="lightning")
     args = p.parse_args()
@@ -90,12 +91,14 @@ def main() -> None:
     data = (ClusterClipDataModule(dataset, {"num_workers": args.workers}, collate_fn=collate) if args.loader == "lightning"
             else StockModule(dataset, args.workers))
     callbacks: list[Callback] = [ModelCheckpoint(dirpath=args.ckpt, filename="{step}", auto_insert_metric_name=False,
-                                                 every_n_train_steps=EVERY, save_top_k=-1)]
+                                                 every_n_train_steps=EVERY, save_top_k=-1),
+                                 ModelCheckpoint(dirpath=args.ckpt, filename="end-{step}", auto_insert_metric_name=False,
+                                                 every_n_epochs=1, save_on_train_epoch_end=True, save_top_k=-1)]
     if args.kill_at is not None:
         callbacks.append(KillAt(args.kill_at))
     trainer = pl.Trainer(max_epochs=EPOCHS, accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
                          enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0, callbacks=callbacks)
-    ckpt = None if args.resume is None else os.path.join(args.ckpt, f"{args.resume}.ckpt")
+    ckpt = None if args.resume is None else os.path.join(args.ckpt, args.resume)
     trainer.fit(Tiny(args.log), datamodule=data, ckpt_path=ckpt)
 
 
