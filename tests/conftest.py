@@ -47,6 +47,12 @@ def convert_docs(root: Path, docs: list[dict], name: str = "ds", **config) -> Pa
     return root / name
 
 
+@pytest.fixture(scope="session")
+def sample_dataset(tmp_path_factory, sample_docs: list[dict]) -> Path:
+    """The whole bundled sample converted once (hashing embedder, 24 clusters), as `make demo` does; read it, never write it."""
+    return convert_docs(tmp_path_factory.mktemp("sample"), sample_docs, clusters=24)
+
+
 @pytest.fixture
 def sample_jsonl(tmp_path: Path, sample_docs: list[dict]) -> Path:
     return write_jsonl(tmp_path / "corpus.jsonl", sample_docs)

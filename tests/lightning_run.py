@@ -1,9 +1,10 @@
 """One Lightning training run over a ClusterClip plan, for tests/test_lightning.py (a child process, so it can be SIGKILLed).
 
-    python lightning_run.py DATASET CKPT_DIR LOG --workers N [--kill-at STEP] [--resume CKPT] [--seed S] [--loader stock]
+    python lightning_run.py DATASET CKPT_DIR LOG --workers N [--kill-at STEP] [--resume CKPT] [--seed S] [--loader stock] [--devices N]
 
 Logs one JSON line per trained step (global step, Lightning's epoch, the batch's sample ids) and one at the
-end (Lightning's final epoch and step). ``--kill-at`` SIGKILLs the process when that many steps are done
+end (Lightning's final epoch and step); with ``--devices N`` (``ddp`` on CPU, gloo) each rank logs to LOG.rankR
+with a per-device batch of 8/N. ``--kill-at`` SIGKILLs the process when that many steps are done
 (just after the checkpoints of that step); ``--resume`` continues from the checkpoint file CKPT_DIR/CKPT. Checkpoints:
 ``{step}.ckpt`` every 4 steps (inside an epoch, or on its last batch) and ``end-{step}.ckpt`` at every epoch's end.
 """
@@ -85,9 +86,10 @@ def main() -> None:
     p.add_argument("--resume", default=None)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--loader", choices=("lightning", "stock"), default="lightning")
+    p.add_argument("--devices", type=int, default=1)
     args = p.parse_args()
     dataset = dict(local=args.dataset, strategy="clusterclip", strategy_params={"clip": 2}, epochs=EPOCHS, epoch_size=EPOCH,
-                   seed=args.seed, batch_size=BATCH, num_canonical_nodes=1)
+                   seed=args.seed, batch_size=BATCH // args.devices, num_canonical_nodes=1)
     data = (ClusterClipDataModule(dataset, {"num_workers": args.workers}, collate_fn=collate) if args.loader == "lightning"
             else StockModule(dataset, args.workers))
     callbacks: list[Callback] = [ModelCheckpoint(dirpath=args.ckpt, filename="{step}", auto_insert_metric_name=False,
@@ -96,10 +98,11 @@ def main() -> None:
                                                  every_n_epochs=1, save_on_train_epoch_end=True, save_top_k=-1)]
     if args.kill_at is not None:
         callbacks.append(KillAt(args.kill_at))
-    trainer = pl.Trainer(max_epochs=EPOCHS, accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
+    trainer = pl.Trainer(max_epochs=EPOCHS, accelerator="cpu", devices=args.devices, strategy="ddp" if args.devices > 1 else "auto", logger=False, enable_progress_bar=False,
                          enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0, callbacks=callbacks)
     ckpt = None if args.resume is None else os.path.join(args.ckpt, args.resume)
-    trainer.fit(Tiny(args.log), datamodule=data, ckpt_path=ckpt)
+    log = args.log if args.devices == 1 else f"{args.log}.rank{os.environ.get('LOCAL_RANK', '0')}"
+    trainer.fit(Tiny(log), datamodule=data, ckpt_path=ckpt)
 
 
 if __name__ == "__main__":

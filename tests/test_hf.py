@@ -14,7 +14,7 @@ import pytest
 pytest.importorskip("accelerate")
 
 from conftest import convert_docs  # noqa: E402
-from framework_runs import full_run, killed_and_resumed, read_log, train  # noqa: E402
+from framework_runs import full_run, killed_and_resumed, read_log, run_example, train  # noqa: E402
 
 SCRIPT = "hf_run.py"
 pytestmark = pytest.mark.slow
@@ -49,3 +49,8 @@ def test_the_trainers_replaying_skip_is_refused(dataset, tmp_path):
     refused = train(SCRIPT, dataset, tmp_path, "log.jsonl", "--data-skip")
     assert refused.returncode != 0 and "ignore_data_skip=True" in refused.stderr
     assert read_log(tmp_path / "log.jsonl") == []
+
+
+def test_the_example_stops_and_resumes_to_the_plans_end(sample_dataset, tmp_path):
+    assert "started; now at step 30, epoch 0.94" in run_example("train_hf.py", sample_dataset, tmp_path, "--stop-at", "30")
+    assert "resumed; now at step 64, epoch 2.00" in run_example("train_hf.py", sample_dataset, tmp_path)

@@ -8,6 +8,7 @@ must log exactly what the uninterrupted run logs, step by step, and end on the s
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ pytest.importorskip("pytorch_lightning")
 from streaming import StreamingDataLoader  # noqa: E402
 
 from conftest import convert_docs  # noqa: E402
-from framework_runs import full_run, killed_and_resumed, read_log, train  # noqa: E402
+from framework_runs import full_run, killed_and_resumed, read_log, run_example, train  # noqa: E402
 from streamclip.readers import ClusterClipDataset  # noqa: E402
 from streamclip.readers.lightning import LightningLoader  # noqa: E402
 
@@ -73,3 +74,32 @@ def test_an_end_of_epoch_state_starts_the_next_epoch_on_the_first_iter_where_sto
     third = _texts(ours)
     fresh = _loader(LightningLoader, dataset)
     assert third == [_texts(fresh) for _ in range(3)][2] and third not in epochs
+
+
+def test_the_example_stops_and_resumes_to_the_plans_end(sample_dataset, tmp_path):
+    first = run_example("train_lightning.py", sample_dataset, tmp_path, "--stop-at", "30")
+    assert "started; now at step 30 of 64" in first
+    assert "now at step 64 of 64" in run_example("train_lightning.py", sample_dataset, tmp_path) and (tmp_path / "last.ckpt").exists()
+
+
+def _two_ranks_match(root: Path, one: list[dict]) -> None:
+    """Each step of both ranks' logs: the two halves make the one-device run's batch, on the same step and epoch."""
+    ranks = [read_log(root / f"log.jsonl.rank{r}") for r in (0, 1)]
+    assert [len(log) for log in ranks] == [len(one), len(one)] and ranks[0][-1] == ranks[1][-1] == one[-1]
+    for a, b, ref in zip(ranks[0][:-1], ranks[1][:-1], one[:-1]):
+        assert (a["step"], a["epoch"]) == (b["step"], b["epoch"]) == (ref["step"], ref["epoch"])
+        assert len(a["ids"]) == len(b["ids"]) == 4 and sorted(a["ids"] + b["ids"]) == sorted(ref["ids"])
+
+
+def test_two_ddp_devices_train_the_global_batches_of_one_device_also_resumed_from_a_one_device_checkpoint(dataset, tmp_path, uninterrupted):
+    one, one_root = uninterrupted
+    (tmp_path / "fresh").mkdir()
+    done = train(SCRIPT, dataset, tmp_path / "fresh", "log.jsonl", "--devices", "2", "--workers", "0")  # ddp on CPU, gloo, 127.0.0.1
+    assert done.returncode == 0, done.stderr[-3000:]
+    _two_ranks_match(tmp_path / "fresh", one)
+    resumed = tmp_path / "resumed"
+    (resumed / "ckpt").mkdir(parents=True)
+    shutil.copy(one_root / "ckpt" / "12.ckpt", resumed / "ckpt")  # inside epoch 1, taken on one device
+    done = train(SCRIPT, dataset, resumed, "log.jsonl", "--devices", "2", "--workers", "2", "--resume", "12.ckpt")
+    assert done.returncode == 0, done.stderr[-3000:]
+    _two_ranks_match(resumed, one[12:])
