@@ -183,3 +183,26 @@ def test_ray_listens_on_loopback_only(ray_local):
     listening = {inode: addr for inode, addr in _listening().items() if inode in ours}
     assert len(listening) >= 3  # GCS, raylet, object manager at least: the scan sees Ray's sockets
     assert set(listening.values()) <= LOOPBACK, listening
+
+
+@pytest.mark.s3
+def test_ray_reads_s3_inputs_and_writes_an_s3_dataset_on_a_ray_started_without_s3_settings(ray_local, s3, sample_docs, tmp_path):
+    # ray_local was started before the S3 variables were set: its workers learn them from the engine, per task.
+    import zstandard
+
+    client, half = s3.client(), len(sample_docs) // 2
+    for i, part in enumerate((sample_docs[:half], sample_docs[half:])):
+        lines = b"".join(json.dumps(d).encode() + b"\n" for d in part)
+        client.put_object(Bucket=s3.bucket, Key=f"ray-corpus/part-{i}.jsonl.zst", Body=zstandard.ZstdCompressor().compress(lines))
+    local = convert([str(write_jsonl(tmp_path / "a.jsonl", sample_docs[:half])), str(write_jsonl(tmp_path / "b.jsonl", sample_docs[half:]))],
+                    str(tmp_path / "local"), ConvertConfig(**PIECES))
+    url = f"s3://{s3.bucket}/datasets/from-ray"
+    report = convert([f"s3://{s3.bucket}/ray-corpus/*.jsonl.zst"], url, ConvertConfig(engine="ray", work_dir=str(tmp_path / "work"), **PIECES))
+    assert (report.read, report.written, report.rejected) == (local.read, local.written, 0) == (len(sample_docs), len(sample_docs), 0)
+    pages = client.get_paginator("list_objects_v2").paginate(Bucket=s3.bucket, Prefix="datasets/from-ray/")
+    copy = tmp_path / "copy"
+    for key in [item["Key"] for page in pages for item in page.get("Contents", [])]:
+        (copy / key.rsplit("/", 1)[1]).parent.mkdir(exist_ok=True)
+        (copy / key.rsplit("/", 1)[1]).write_bytes(client.get_object(Bucket=s3.bucket, Key=key)["Body"].read())
+    assert [i.path for i in open_manifest(url).inputs] == [f"s3://{s3.bucket}/ray-corpus/part-{i}.jsonl.zst" for i in (0, 1)]
+    assert membership(copy) == membership(tmp_path / "local")

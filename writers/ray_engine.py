@@ -78,8 +78,12 @@ def _start_ray(config: ConvertConfig) -> Any:
     return ray
 
 
+def _worker_env() -> dict[str, str]:
+    return {name: os.environ[name] for name in _PASSED_ENV if name in os.environ}
+
+
 def _init(ray: Any, config: ConvertConfig) -> None:
-    env = {name: os.environ[name] for name in _PASSED_ENV if name in os.environ}
+    env = _worker_env()
     if config.ray_address is not None:
         ray.init(address=config.ray_address, runtime_env={"env_vars": env}, log_to_driver=False)
     else:
@@ -117,7 +121,9 @@ class _Run:
         report, config = self.report, self.config
         t = time.perf_counter()
         docs = self.data.from_items([{"source": i, "path": p} for i, p in enumerate(self.files)], override_num_blocks=len(self.files))
-        docs = docs.map_batches(ray_tasks.read_files, batch_size=1, fn_kwargs={"rules": config.rules, "sidecar_dir": self.sidecars})
+        # the readers get the driver's S3 settings also on a Ray started elsewhere (its runtime_env has none of them)
+        env = {"runtime_env": {"env_vars": _worker_env()}} if _worker_env() else {}
+        docs = docs.map_batches(ray_tasks.read_files, batch_size=1, fn_kwargs={"rules": config.rules, "sidecar_dir": self.sidecars}, **env)
         if self.by_field:
             shutil.rmtree(self.assigned, ignore_errors=True)
             docs.write_parquet(self.assigned, partition_cols=["cid"])
@@ -127,6 +133,7 @@ class _Run:
             docs = docs.map_batches(
                 ray_tasks.EmbedActor, batch_size=EMBED_CHUNK, compute=self.data.ActorPoolStrategy(size=self.workers), num_gpus=config.num_gpus or None,
                 fn_constructor_kwargs={"name": config.embedder, "max_tokens": config.max_tokens, "bf16": config.bf16, "embedder": self.embedder},
+                **env,  # the same remote arguments as the read, so Ray fuses the two (apart, the readers wait for CPUs the actors hold)
             )
             shutil.rmtree(self.embedded, ignore_errors=True)
             docs.write_parquet(self.embedded)
