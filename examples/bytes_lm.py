@@ -6,6 +6,8 @@ its plan and its resume, not modelling.
 
 from __future__ import annotations
 
+import argparse
+
 import torch
 
 WINDOW = 128  # bytes a document contributes to a batch
@@ -30,3 +32,13 @@ class Bigram(torch.nn.Module):
     def forward(self, input_ids: torch.Tensor, labels: torch.Tensor, **_: torch.Tensor) -> dict[str, torch.Tensor]:
         logits = self.table(input_ids)
         return {"loss": torch.nn.functional.cross_entropy(logits.view(-1, 256), labels.view(-1), ignore_index=-100)}
+
+
+def example_args(doc: str) -> argparse.Namespace:
+    """DATASET OUT [--stop-at N] [--workers W]: what both framework examples take."""
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("dataset")
+    p.add_argument("out")
+    p.add_argument("--stop-at", type=int, default=-1, help="stop after this many steps (to resume later)")
+    p.add_argument("--workers", type=int, default=2)
+    return p.parse_args()

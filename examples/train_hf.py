@@ -10,24 +10,18 @@ every batch of the interrupted epoch again. Needs ``pip install 'streamclip[hf]'
 
 from __future__ import annotations
 
-import argparse
 import glob
 import os
 
 from transformers import Trainer, TrainingArguments
 
-from bytes_lm import Bigram, collate
+from bytes_lm import Bigram, collate, example_args
 from streamclip.readers import ClusterClipDataset
 from streamclip.readers.hf import StreamclipResumeCallback
 
 
 def main() -> None:
-    p = argparse.ArgumentParser()
-    p.add_argument("dataset")
-    p.add_argument("out")
-    p.add_argument("--stop-at", type=int, default=-1, help="stop after this many steps (to resume later)")
-    p.add_argument("--workers", type=int, default=2)
-    args = p.parse_args()
+    args = example_args(__doc__)
     ds = ClusterClipDataset(local=args.dataset, strategy="clusterclip", strategy_params={"clip": 4}, epochs=2, epoch_size=1024,
                             batch_size=32, seed=17)
     training = TrainingArguments(

@@ -10,7 +10,6 @@ worker count. Needs ``pip install 'streamclip[lightning]'``.
 
 from __future__ import annotations
 
-import argparse
 import os
 from collections import Counter
 
@@ -18,7 +17,7 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import ModelCheckpoint
 
-from bytes_lm import Bigram, collate
+from bytes_lm import Bigram, collate, example_args
 from streamclip.readers.lightning import ClusterClipDataModule
 
 
@@ -37,12 +36,7 @@ class Module(pl.LightningModule):
 
 
 def main() -> None:
-    p = argparse.ArgumentParser()
-    p.add_argument("dataset")
-    p.add_argument("out")
-    p.add_argument("--stop-at", type=int, default=-1, help="stop after this many steps (to resume later)")
-    p.add_argument("--workers", type=int, default=2)
-    args = p.parse_args()
+    args = example_args(__doc__)
     data = ClusterClipDataModule(
         dataset={"local": args.dataset, "strategy": "clusterclip", "strategy_params": {"clip": 4}, "epochs": 2,
                  "epoch_size": 1024, "batch_size": 32, "seed": 17},

@@ -34,7 +34,7 @@ try:
 except ImportError:  # the loader itself needs no Lightning; the data module does
     raise ConfigError("streamclip.readers.lightning needs PyTorch Lightning: pip install 'streamclip[lightning]'") from None
 
-__all__ = ["ClusterClipDataModule", "LightningLoader", "export_world", "roll_over"]
+__all__ = ["ClusterClipDataModule", "LightningLoader", "export_world"]
 
 
 class LightningLoader(StreamingDataLoader):

@@ -9,12 +9,13 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+# offline, and ddp on loopback only
+CHILD_ENV = {"HF_HUB_OFFLINE": "1", "MASTER_ADDR": "127.0.0.1", "GLOO_SOCKET_IFNAME": "lo"}
 
 
 def train(script: str, dataset: Path, root: Path, log: str, *args: str) -> subprocess.CompletedProcess:
     """``script DATASET ROOT/ckpt ROOT/LOG ARGS...``; killed runs return -9."""
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(HERE),
-           "MASTER_ADDR": "127.0.0.1", "GLOO_SOCKET_IFNAME": "lo"}  # ddp stays on loopback
+    env = {**os.environ, **CHILD_ENV, "PYTHONPATH": str(HERE)}
     return subprocess.run([sys.executable, str(HERE / script), str(dataset), str(root / "ckpt"), str(root / log), *args],
                           capture_output=True, text=True, env=env, timeout=300)
 
@@ -58,6 +59,6 @@ def killed_and_resumed(script: str, dataset: Path, root: Path, kills: list[tuple
 def run_example(name: str, dataset: Path, out: Path, *args: str) -> str:
     """``examples/NAME DATASET OUT ARGS`` with no workers; its stdout (it must exit 0)."""
     done = subprocess.run([sys.executable, str(HERE.parent / "examples" / name), str(dataset), str(out), "--workers", "0", *args],
-                          capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=300)
+                          capture_output=True, text=True, env={**os.environ, **CHILD_ENV}, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout

@@ -122,7 +122,8 @@ class _Run:
         t = time.perf_counter()
         docs = self.data.from_items([{"source": i, "path": p} for i, p in enumerate(self.files)], override_num_blocks=len(self.files))
         # the readers get the driver's S3 settings also on a Ray started elsewhere (its runtime_env has none of them)
-        env = {"runtime_env": {"env_vars": _worker_env()}} if _worker_env() else {}
+        worker_env = _worker_env()
+        env = {"runtime_env": {"env_vars": worker_env}} if worker_env else {}
         docs = docs.map_batches(ray_tasks.read_files, batch_size=1, fn_kwargs={"rules": config.rules, "sidecar_dir": self.sidecars}, **env)
         if self.by_field:
             shutil.rmtree(self.assigned, ignore_errors=True)
