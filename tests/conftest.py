@@ -58,6 +58,19 @@ def sample_jsonl(tmp_path: Path, sample_docs: list[dict]) -> Path:
     return write_jsonl(tmp_path / "corpus.jsonl", sample_docs)
 
 
+def pytest_collection_finish(session):
+    """Freeze what collection imported (torch, streaming, transformers) out of the cyclic collector.
+
+    Tests call ``gc.collect()`` to finalise streaming datasets (stock frees a dataset's shared memory by name when
+    it is collected, so an old one must go before a new one reuses its prefix); over the whole imported heap each
+    call took 0.3 s, most of a resume-contract case. Objects made by the tests themselves are still collected.
+    """
+    import gc
+
+    gc.collect()
+    gc.freeze()
+
+
 @pytest.fixture(autouse=True)
 def _clean_streaming_leftovers():
     """MosaicML Streaming leaves shared-memory names and lock files behind; remove them around each test."""
@@ -76,19 +89,6 @@ def _clean_streaming_leftovers():
 
 
 # --- S3: a real object store (SeaweedFS `weed mini` on 127.0.0.1, see tests/s3server.py) ---------------
-
-
-def pytest_collection_finish(session):
-    """Freeze what collection imported (torch, streaming, transformers) out of the cyclic collector.
-
-    Tests call ``gc.collect()`` to finalise streaming datasets (stock frees a dataset's shared memory by name when
-    it is collected, so an old one must go before a new one reuses its prefix); over the whole imported heap each
-    call took 0.3 s, most of a resume-contract case. Objects made by the tests themselves are still collected.
-    """
-    import gc
-
-    gc.collect()
-    gc.freeze()
 
 
 def pytest_configure(config):
