@@ -23,10 +23,12 @@ from streamclip._compat import Mirror, check_streaming_version
 check_streaming_version(streaming.__version__)  # before the imports below, which another release may break
 
 from streaming import StreamingDataset  # noqa: E402
+from streaming.base import dataset as dataset_module  # noqa: E402
 from streaming.base.constant import TICK  # noqa: E402
 from streaming.base.dataset import _Iterator, _IterState, _ShardState  # noqa: E402
 from streaming.base.format.base.reader import Reader  # noqa: E402
 from streaming.base.partition import get_partitions  # noqa: E402
+from streaming.base.shared.prefix import get_shm_prefix as stock_get_shm_prefix  # noqa: E402
 from streaming.base.shuffle import get_shuffle  # noqa: E402
 from streaming.base.storage.download import S3Downloader  # noqa: E402
 from streaming.base.stream import Stream  # noqa: E402
@@ -34,7 +36,7 @@ from streaming.base.util import bytes_to_int  # noqa: E402
 
 __all__ = [
     "MIRRORED", "MIRRORS", "TICK", "Reader", "S3Downloader", "Stream", "StreamingDataset", "_IterState", "_Iterator",
-    "_ShardState", "bytes_to_int", "get_partitions", "get_shuffle",
+    "_ShardState", "bytes_to_int", "dataset_module", "get_partitions", "get_shuffle", "stock_get_shm_prefix",
 ]
 
 _DATASET = "streaming.base.dataset.StreamingDataset"
@@ -140,7 +142,8 @@ MIRRORS: tuple[Mirror, ...] = (
     Mirror(f"{_READER}.Reader.__init__", "c7e50abd3bab1a415c3813f9724c8b29b56408f6e1a0611cde3aea30a682a545",
            "readers/spanread.py: dirname, split and samples of each shard reader"),
     Mirror(f"{_READER}.JointReader.__init__", "d2a61bd05f9547b02917080c83b9047030a0bc16c479a331605754723642e538",
-           "readers/spanread.py ShardSpanReader.path: one raw file per shard, raw_data.basename"),
+           "readers/spanread.py ShardSpanReader.path: one raw file per shard, raw_data.basename; readers/localdir.py "
+           "refuse_damaged_raw: raw_data.bytes is that file's size, zip_data None for an uncompressed shard"),
     Mirror(f"{_READER}.Reader.get_max_size", "2ea8f9e356270b9f167fa28c5e11fceebaecd7fe172b75f321544679862659ec",
            "readers/reserve.py (the space reserved), readers/cachefit.py _shard_bytes and readers/dataset.py "
            "_cache_limit_message: raw + zip bytes, a shard's peak while it is decompressed"),
@@ -175,6 +178,11 @@ MIRRORS: tuple[Mirror, ...] = (
            "when it is created, which the override sets for that moment only"),
     Mirror("streaming.base.dataset._IterState", "789eadf12928b357e8e9540eddd1d56a985e0b798da88d80a5a352e7d4f85d0f",
            "readers/fastiter.py: the iterator states it waits on when the epoch ends (EXITED)"),
+    # Shared-memory names (readers/shmprefix.py).
+    Mirror("streaming.base.shared.prefix.get_shm_prefix", "5a829d4130138a6cab0f607a19dd948734219fbe9e767fba04734f60ba8e3e87",
+           "readers/shmprefix.py _registered wraps it in the local leader under a machine-wide lock: it looks up the "
+           "lowest free prefix, then creates N_locals (FileExistsError if another job took N in between); the other "
+           "ranks wait for the leader at its barriers; StreamingDataset.__init__ calls it through its module's global"),
     Mirror("streaming.base.util.bytes_to_int", "84a49486d6a41f7ed4527e64922ea9daa057ebcaa7ab9ee31effeefe2937fc99",
            "readers/dataset.py: cache_limit is parsed with it, as stock would (stock itself is given no limit)"),
     Mirror(f"{_DOWNLOAD}.LocalDownloader._download_file_impl", "db68c73cd8b873470f56940984efe27539b967159cbfc4850bfc6010b9869b49",

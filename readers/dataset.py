@@ -44,9 +44,10 @@ from streamclip.plan import ClusterLayout, RunSchedule, Strategy, num_segments, 
 from streamclip.readers.cachefit import CacheFit, check_block_size, check_layout, epoch_shapes, fit_block_size, workers_shortfall
 from streamclip.readers.compat import StreamingDataset, _ShardState, bytes_to_int
 from streamclip.readers.fastiter import check_keyable, iter_spans, prepare_spans, ready_spans, stop_iteration
-from streamclip.readers.localdir import guard_streams, refuse_planted_files
+from streamclip.readers.localdir import guard_streams, refuse_damaged_raw, refuse_planted_files
 from streamclip.readers.reserve import cache_lock, prepare_shard_reserved
 from streamclip.readers.s3endpoint import endpoint_env, use_endpoint
+from streamclip.readers.shmprefix import serialised_prefix
 
 STATE_KEY = "streamclip"
 logger = logging.getLogger(__name__)
@@ -169,7 +170,7 @@ class ClusterClipDataset(StreamingDataset):
         cache_limit = kwargs.pop("cache_limit", None)  # checked here once the shards are known (stock's check would say less)
         if local is not None:
             refuse_planted_files(os.path.join(local, kwargs.get("split") or ""))
-        with endpoint_env(s3_endpoint_url):
+        with endpoint_env(s3_endpoint_url), serialised_prefix():
             super().__init__(remote=remote, local=local, epoch_size=size, shuffle=shuffle, **kwargs)
         use_endpoint(self.streams, s3_endpoint_url)
         guard_streams(self.streams)
@@ -270,7 +271,8 @@ class ClusterClipDataset(StreamingDataset):
 
     def _check_index_matches(self) -> None:
         """The index streaming actually uses must be the one the manifest describes (a stale cache shadows the
-        remote), in a directory with nothing planted among its shard names (``localdir``)."""
+        remote), in a directory with nothing planted among its shard names and no decompressed shard of the wrong
+        size (``localdir``)."""
         stream = self.streams[0]
         refuse_planted_files(os.path.join(stream.local, stream.split or ""))
         path = os.path.join(stream.local, stream.split or "", INDEX_NAME)
@@ -281,6 +283,7 @@ class ClusterClipDataset(StreamingDataset):
                 f"{path} is not the index of {self.manifest.location} (sha256 {found[:12]}…, manifest expects "
                 f"{self.manifest.index_sha256[:12]}…): the local cache holds another dataset; use an empty local directory"
             )
+        refuse_damaged_raw(os.path.join(stream.local, stream.split or ""), self.shards)
         if not np.array_equal(np.asarray(self.samples_per_shard, dtype=np.int64), self.manifest.samples_per_shard):
             raise ManifestError(f"{path}: shard sizes differ from the manifest of {self.manifest.location}")
 

@@ -18,7 +18,7 @@ import stat
 from streamclip.errors import ManifestError
 from streamclip.readers.compat import Stream
 
-__all__ = ["SafeStream", "guard_streams", "refuse_planted_files"]
+__all__ = ["SafeStream", "guard_streams", "refuse_damaged_raw", "refuse_planted_files"]
 
 
 def _is_streaming_name(name: str) -> bool:
@@ -42,6 +42,26 @@ def refuse_planted_files(directory: str) -> None:
                 "file). Shards and their temporary files must be plain files: remove it, or unpack the dataset again "
                 "without links"
             )
+
+
+def refuse_damaged_raw(directory: str, shards: list) -> None:
+    """Raise ``ManifestError`` naming the first decompressed shard in ``directory`` whose size is not its index's.
+
+    Stock streaming reads a raw ``shard.*.mds`` it finds as is, with no hash (only downloads and
+    decompressions are checked), so a truncated or replaced file would be read as samples. The size
+    is the cheap part of that check: one ``stat`` per shard.
+    """
+    for shard in shards:
+        raw = shard.raw_data
+        path = os.path.join(directory, raw.basename)
+        try:
+            size = os.stat(path, follow_symlinks=False).st_size
+        except FileNotFoundError:
+            continue  # not decompressed yet: the zip is checked by hash when it is
+        if size != raw.bytes:
+            fix = (f"delete it and it is decompressed again from {shard.zip_data.basename}" if shard.zip_data is not None
+                   else "convert the dataset again (it is the only copy of these samples)")
+            raise ManifestError(f"{path} is {size} bytes but index.json says {raw.bytes}: the shard is damaged; {fix}")
 
 
 class SafeStream(Stream):

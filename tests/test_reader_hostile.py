@@ -161,6 +161,19 @@ def test_a_shard_failing_its_hash_while_the_reader_waits_on_it_raises_instead_of
     assert bad_name in str(error) and "Checksum failure" in str(error)
 
 
+def test_a_decompressed_shard_of_the_wrong_size_is_refused_naming_it(copy):
+    """Stock reads a raw shard it finds with no hash; one cut short would be read as samples."""
+    list(make_dataset(copy))  # decompresses every shard it reads
+    raws = sorted(copy.glob("shard.*.mds"))
+    assert raws
+    whole = raws[-1].read_bytes()
+    raws[-1].write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(ManifestError, match=rf"{re.escape(raws[-1].name)} is {len(whole) // 2} bytes but index.json says {len(whole)}.*decompressed again"):
+        make_dataset(copy)
+    raws[-1].write_bytes(whole)
+    assert len(list(make_dataset(copy))) == EPOCH  # the whole file again: read as before
+
+
 def test_a_deleted_shard_is_named(copy):
     ds = make_dataset(copy)
     gone = zips(copy)[shard_order(ds)[0]]

@@ -31,7 +31,8 @@ MIRRORS: tuple[Mirror, ...] = (
     Mirror(f"{_WRITER}.Writer.write", "a151029b0d564248d40a06bbf8fda4f9f3e04696ed8f4506afd88a0df21e2132",
            "writers/packing.py ClusterShardWriter.write_encoded (made by _cluster_shard_writer): mirrors it minus "
            "encode_sample (the event check, the size rule on len + extra_bytes_per_sample against size_limit and "
-           "new_shard_size, flush_shard then _reset_cache, the append to new_samples)"),
+           "new_shard_size, flush_shard then _reset_cache, the append to new_samples), but never flushing an empty "
+           "shard (stock's rule closes a 0-sample shard when the first sample after a flush is over the limit)"),
     Mirror(f"{_WRITER}.Writer._reset_cache", "6c6b54396a8a49e4f8b903ea5eeb93a7c05e78210c05412c9a538bf7e99e3b0f",
            "writers/packing.py pack_clusters calls it after flush_shard at each cluster boundary (stock calls it "
            "only in write); write_encoded after a full shard"),

@@ -184,13 +184,15 @@ def _cluster_shard_writer() -> type:
 
     class ClusterShardWriter(MDSWriter):
         def write_encoded(self, samples: list[bytes]) -> None:
-            """Stock ``write`` for each sample, minus ``encode_sample``: the same size rule decides where shards end."""
+            """Stock ``write`` for each sample, minus ``encode_sample``: the same size rule decides where shards end,
+            except that a shard is never closed empty (stock writes a 0-sample shard when the first sample after a
+            flush is over the limit, which a cluster's first document can be; readers refuse such an index)."""
             if self.event.is_set():
                 self.cancel_future_jobs()
                 raise ShardError("writing a shard failed in streaming's writer thread; see the traceback above")
             for data in samples:
                 size = len(data) + self.extra_bytes_per_sample
-                if self.size_limit and self.size_limit < self.new_shard_size + size:
+                if self.size_limit and self.new_samples and self.size_limit < self.new_shard_size + size:
                     self.flush_shard()
                     self._reset_cache()
                 self.new_samples.append(data)
