@@ -93,7 +93,7 @@ def resolve_budget(num_documents: int, *, total_samples: int | None, epochs: int
         segments = num_segments(total_samples, size)
         raise ConfigError(
             f"total_samples={total_samples} is not a multiple of epoch_size={size}: every epoch of a StreamingDataset "
-            f"has the same size. Use total_samples={(segments - 1) * size or size} or {segments * size}, or an epoch_size that divides it"
+            f"has the same size. Use total_samples={_choices(segments, size)}, or an epoch_size that divides it"
         )
     return total_samples, size
 
@@ -135,3 +135,8 @@ def check_weights_fit(strategy: object, location: str, manifest: Manifest) -> No
     if not any(part.made_for is not None for part in weighted_parts(strategy)):
         return
     check_made_for(strategy, dataset=manifest.fingerprint(), clustering=clustering_fingerprint(location, manifest), location=location)
+
+
+def _choices(segments: int, size: int) -> str:
+    """The whole-epoch totals around a budget of ``segments`` epochs, the last one partial (one, below one epoch)."""
+    return f"{size}" if segments == 1 else f"{(segments - 1) * size} or {segments * size}"
