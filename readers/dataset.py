@@ -274,8 +274,9 @@ class ClusterClipDataset(StreamingDataset):
         remote), in a directory with nothing planted among its shard names and no decompressed shard of the wrong
         size (``localdir``)."""
         stream = self.streams[0]
-        refuse_planted_files(os.path.join(stream.local, stream.split or ""))
-        path = os.path.join(stream.local, stream.split or "", INDEX_NAME)
+        directory = os.path.join(stream.local, stream.split or "")
+        refuse_planted_files(directory)
+        path = os.path.join(directory, INDEX_NAME)
         with open(path, "rb") as f:
             found = hashlib.sha256(f.read()).hexdigest()
         if found != self.manifest.index_sha256:
@@ -283,7 +284,7 @@ class ClusterClipDataset(StreamingDataset):
                 f"{path} is not the index of {self.manifest.location} (sha256 {found[:12]}…, manifest expects "
                 f"{self.manifest.index_sha256[:12]}…): the local cache holds another dataset; use an empty local directory"
             )
-        refuse_damaged_raw(os.path.join(stream.local, stream.split or ""), self.shards)
+        refuse_damaged_raw(directory, self.shards)
         if not np.array_equal(np.asarray(self.samples_per_shard, dtype=np.int64), self.manifest.samples_per_shard):
             raise ManifestError(f"{path}: shard sizes differ from the manifest of {self.manifest.location}")
 

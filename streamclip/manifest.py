@@ -323,22 +323,24 @@ def load_centroids(location: str, manifest: Manifest) -> NDArray[np.float32]:
 
     where = posixpath.join(location, CENTROIDS_NAME)
     raw = _read(location, CENTROIDS_NAME)  # outside the try: a missing file is said as such, not as unreadable
+    unreadable = f"{where}: not a readable .npy array ({{}}); the dataset is damaged: convert it again"
     try:
         stream = io.BytesIO(raw)
         version = np.lib.format.read_magic(stream)
         read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
         shape, _, dtype = read_header(stream)
-        # read_array sizes its buffer from the header: a forged shape would be a MemoryError, not a damaged file
-        if dtype != np.float32 or len(shape) != 2 or shape[0] != manifest.num_clusters:
-            raise ManifestError(f"{where}: expected float32 ({manifest.num_clusters}, dim), got {dtype} {shape}")
-        if stream.tell() + shape[0] * shape[1] * dtype.itemsize != len(raw):
-            raise ManifestError(f"{where}: its header says {dtype} {shape}, but the file is {len(raw)} bytes; the dataset "
-                                "is damaged: convert it again")
+    except (ValueError, EOFError) as e:  # not an .npy, or truncated
+        raise ManifestError(unreadable.format(str(e)[:120])) from None
+    # read_array sizes its buffer from the header: a forged shape would be a MemoryError, not a damaged file
+    if dtype != np.float32 or len(shape) != 2 or shape[0] != manifest.num_clusters:
+        raise ManifestError(f"{where}: expected float32 ({manifest.num_clusters}, dim), got {dtype} {shape}")
+    if stream.tell() + shape[0] * shape[1] * dtype.itemsize != len(raw):
+        raise ManifestError(f"{where}: its header says {dtype} {shape}, but the file is {len(raw)} bytes; the dataset "
+                            "is damaged: convert it again")
+    try:
         arr = np.lib.format.read_array(io.BytesIO(raw), allow_pickle=False)
-    except (ValueError, EOFError) as e:  # not an .npy, truncated, or pickled
-        if isinstance(e, ManifestError):
-            raise
-        raise ManifestError(f"{where}: not a readable .npy array ({str(e)[:120]}); the dataset is damaged: convert it again") from None
+    except (ValueError, EOFError) as e:
+        raise ManifestError(unreadable.format(str(e)[:120])) from None
     return arr
 
 
