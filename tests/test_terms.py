@@ -7,14 +7,19 @@ import math
 from streamclip.writers.terms import STOPWORDS, TermStats
 
 
-def describe(clusters: list[list[str]], n: int = 8, **kwargs) -> list[list[str]]:
+def collect(clusters: list[list[str]], **kwargs) -> TermStats:
+    """Each cluster's documents fed as the packer does: until the statistics say they have enough."""
     stats = TermStats(**kwargs)
     for docs in clusters:
         for text in docs:
             if not stats.add(text):
                 break
         stats.end_cluster()
-    return stats.top_terms(n)
+    return stats
+
+
+def describe(clusters: list[list[str]], n: int = 8, **kwargs) -> list[list[str]]:
+    return collect(clusters, **kwargs).top_terms(n)
 
 
 def test_words_frequent_in_a_cluster_but_rare_elsewhere_rank_first():
