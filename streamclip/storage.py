@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import posixpath
-from urllib.parse import urlparse
 
 from streamclip.errors import ConfigError, ManifestError
 
@@ -35,18 +34,21 @@ def read_bytes(location: str, name: str) -> bytes:
     if not is_remote(location):
         with open(os.path.join(location, name), "rb") as f:
             return f.read()
-    url = urlparse(location)
-    if url.scheme != "s3":
+    if not location.startswith("s3://"):
         raise ConfigError(f"unsupported dataset location {location!r}: only local directories and s3://bucket/prefix are supported")
-    return _s3_get(url.netloc, posixpath.join(url.path.lstrip("/"), name))
+    bucket, prefix = split_s3(location)
+    return _s3_get(bucket, posixpath.join(prefix, name))
 
 
 def split_s3(url: str) -> tuple[str, str]:
     """``s3://bucket/some/key`` -> ``("bucket", "some/key")``."""
-    parsed = urlparse(url)
-    if parsed.scheme != "s3" or not parsed.netloc:
+    # Split by hand, not with urlparse: "#" and "?" are legal in S3 keys, and urlparse would cut the key
+    # there (a fragment, a query) and so name another object.
+    prefix = "s3://"
+    bucket, _, key = url[len(prefix):].partition("/") if url.startswith(prefix) else ("", "", "")
+    if not bucket:
         raise ConfigError(f"{url!r} is not an s3://bucket/key URL: give the bucket and key, e.g. s3://my-bucket/data/corpus.jsonl")
-    return parsed.netloc, parsed.path.lstrip("/")
+    return bucket, key.lstrip("/")
 
 
 def s3_client(endpoint_url: str | None = None):  # -> botocore client; untyped to keep boto3 lazy

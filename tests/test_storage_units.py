@@ -88,8 +88,6 @@ def test_split_s3_keeps_the_key_as_written(url, expected):
     assert split_s3(url) == expected
 
 
-@pytest.mark.xfail(strict=True, reason="bug: split_s3 parses with urlparse, which takes '#...' as a fragment and '?...' as a query, "
-                                       "so a legal S3 key loses its tail and names another object")
 @pytest.mark.parametrize("key", ["data/part#1.jsonl", "runs/exp?v=2/corpus.jsonl"])
 def test_split_s3_keeps_hash_and_question_mark_in_keys(key):
     assert split_s3(f"s3://bucket/{key}") == ("bucket", key)

@@ -8,8 +8,10 @@ An interrupted upload therefore leaves no readable manifest.
 Any dataset already at the prefix (``streamclip.json``, a stock ``index.json`` or ``shard.*.mds*``
 files) is refused unless ``overwrite``; with ``resume``, shard files without an index (what an
 interrupted upload leaves) are accepted and overwritten. Replacing a dataset first deletes the old
-``streamclip.json`` and ``index.json``, so a reader that opens the prefix during the upload finds
-no dataset, and one that opens it afterwards finds only the new one. A reader that loaded the old
+``streamclip.json``, then its other metadata, so a reader that opens the prefix during the upload
+finds no dataset, and one that opens it afterwards finds only the new one; after the upload, every
+shard file the new dataset did not write is deleted (listed, so a retried replacement removes them
+too). Files under the prefix that are not named like dataset files are left alone. A reader that loaded the old
 index *before* the replacement and is still running is not protected: new shards reuse the old
 names, so it may fetch new bytes under an old name (with ``validate_hash`` it fails with a hash
 error; without, it reads samples of the new dataset). Stop such readers first, or publish each
@@ -192,7 +194,7 @@ class S3Uploader:
         return [n for n in names if n == start] if exact else names
 
     def _prepare(self) -> None:
-        """Before the first byte: with ``overwrite``, unpublish the old dataset (manifest, then index)."""
+        """Before the first byte: with ``overwrite``, unpublish the old dataset (manifest, then the other metadata)."""
         if self._prepared:
             return
         self._prepared = True
@@ -200,29 +202,37 @@ class S3Uploader:
             return
         from botocore.exceptions import BotoCoreError, ClientError
 
-        self._old_files = self._old_shard_files()
-        for name in (MANIFEST_NAME, INDEX_NAME):
+        old = set(self._dataset_files())
+        self._old_files = {name for name in old if SHARD_NAME.fullmatch(name)}
+        # All old metadata goes now, manifest first: a metadata file the new dataset lacks (centroids.npy of
+        # a k-means dataset replaced by a --cluster-field one) would otherwise outlive it.
+        for name in [n for n in (MANIFEST_NAME, INDEX_NAME, CENTROIDS_NAME, REJECTS_NAME) if n in old]:
             try:
                 self.client.delete_object(Bucket=self.bucket, Key=self.key(name))
             except (BotoCoreError, ClientError) as e:
                 raise UploadError(f"cannot remove the old dataset's {name}: {describe_s3_error(e, self.url(name))}") from e
 
-    def _old_shard_files(self) -> set[str]:
-        """Shard files named by the remote ``index.json`` being replaced (deleted after the upload if unused)."""
+    def _dataset_files(self) -> list[str]:
+        """Every dataset file (shard-named or metadata) directly under the prefix, all pages.
+
+        Listed rather than read from the old ``index.json``: after an interrupted overwrite that index is
+        gone, and the shards it named are still there for the retry to remove. Other files are not ours.
+        """
         from botocore.exceptions import BotoCoreError, ClientError
 
+        base = self.key("")
+        names: list[str] = []
+        request = {"Bucket": self.bucket, "Prefix": base, "Delimiter": "/"}
         try:
-            body = self.client.get_object(Bucket=self.bucket, Key=self.key(INDEX_NAME))["Body"].read()
-            shards = json.loads(body).get("shards", [])
-        except (BotoCoreError, ClientError, ValueError, AttributeError):
-            return set()
-        names = set()
-        for shard in shards:
-            for part in ("raw_data", "zip_data"):
-                info = shard.get(part) if isinstance(shard, dict) else None
-                if isinstance(info, dict) and isinstance(info.get("basename"), str) and "/" not in info["basename"]:
-                    names.add(info["basename"])
-        return names
+            while True:
+                page = self.client.list_objects_v2(**request)
+                names += [item["Key"][len(base):] for item in page.get("Contents", [])]
+                if not page.get("IsTruncated"):
+                    break
+                request["ContinuationToken"] = page["NextContinuationToken"]
+        except (BotoCoreError, ClientError) as e:
+            raise UploadError(f"cannot list the dataset being replaced: {describe_s3_error(e, self.location)}") from e
+        return [n for n in names if SHARD_NAME.fullmatch(n) or n in METADATA_ORDER]
 
     def _delete_stale(self) -> None:
         """After an overwrite, remove shards of the old dataset that the new one does not reuse."""
@@ -238,11 +248,7 @@ def upload_dataset(directory: str, location: str, *, overwrite: bool = False, cl
     """Upload the finished dataset in ``directory`` to ``location`` (``s3://bucket/prefix``), manifest last."""
     if not os.path.isfile(os.path.join(directory, MANIFEST_NAME)) or not os.path.isfile(os.path.join(directory, INDEX_NAME)):
         raise InputError(f"{directory}: no {MANIFEST_NAME} or {INDEX_NAME}; only a complete streamclip dataset can be uploaded")
-    with open(os.path.join(directory, INDEX_NAME), "rb") as f:
-        try:
-            shards = json.load(f)["shards"]
-        except (ValueError, KeyError, TypeError, RecursionError) as e:
-            raise InputError(f"{directory}/{INDEX_NAME}: not a readable MDS index ({type(e).__name__}: {e})") from None
+    shards = _index_shards(directory)
     uploader = S3Uploader(location, overwrite=overwrite, client=client, workers=workers, progress=progress)
     try:
         for shard in shards:
@@ -251,3 +257,30 @@ def upload_dataset(directory: str, location: str, *, overwrite: bool = False, cl
     except BaseException:
         uploader.abort()
         raise
+
+
+def _index_shards(directory: str) -> list[dict[str, Any]]:
+    """The shard entries of ``directory/index.json``, each checked for the fields the upload reads.
+
+    A basename must be a plain file name: one with a ``/`` would upload a file from outside the dataset.
+    """
+    path = os.path.join(directory, INDEX_NAME)
+    with open(path, "rb") as f:
+        try:
+            shards = json.load(f)["shards"]
+        except (ValueError, KeyError, TypeError, RecursionError) as e:
+            raise InputError(f"{path}: not a readable MDS index ({type(e).__name__}: {e})") from None
+    if not isinstance(shards, list):
+        raise InputError(f"{path}: field 'shards' is a {type(shards).__name__}, not a list of shard entries")
+    for i, shard in enumerate(shards):
+        if not isinstance(shard, dict):
+            raise InputError(f"{path}: shards[{i}] is a {type(shard).__name__}, not a shard entry (an object with raw_data)")
+        for part in ("raw_data", "zip_data"):
+            info = shard.get(part)
+            if info is None and part == "zip_data":
+                continue
+            name = info.get("basename") if isinstance(info, dict) else None
+            if not isinstance(name, str) or not name or "/" in name or name in (".", ".."):
+                raise InputError(f"{path}: shards[{i}].{part}.basename is {name!r}, not a shard file name; "
+                                 "the index is damaged, convert the dataset again")
+    return shards
