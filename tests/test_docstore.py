@@ -92,5 +92,5 @@ def test_a_file_cut_where_a_block_ends_on_a_record_boundary_is_an_error_not_fewe
 def test_a_staging_file_that_is_not_zstd_is_a_work_dir_error(tmp_path):
     path = tmp_path / "docs.zst"
     path.write_bytes(b"this is not a zstd frame at all" * 4)
-    with pytest.raises(WorkDirError, match="docs.zst: not a zstd frame near byte 0.*rerun without --resume"):
+    with pytest.raises(WorkDirError, match="docs.zst: not a zstd frame at byte 0.*rerun without --resume"):
         list(iter_raw(str(path)))

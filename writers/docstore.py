@@ -6,7 +6,7 @@ packing writes one cluster at a time). Both use this one format: zstd frames hol
 length-prefixed records (``uint32 text bytes, uint32 field bytes, text, JSON fields``). Records
 pass from one staging file to the other as raw bytes, without being decoded and re-encoded.
 Reading checks that the last zstd frame is complete (``ZstdReader``), so a cut file is an error,
-never fewer records.
+never fewer records; frames carry a content checksum, so a damaged byte is an error, never other text.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ class RecordWriter:
 
     def __init__(self, path: str, *, level: int = 3) -> None:
         self._file = open(path, "wb")
-        self._stream = zstandard.ZstdCompressor(level=level).stream_writer(self._file, closefd=False)
+        self._stream = zstandard.ZstdCompressor(level=level, write_checksum=True).stream_writer(self._file, closefd=False)
 
     def write(self, record: bytes) -> None:
         self._stream.write(record)
@@ -64,7 +64,7 @@ class RecordWriter:
 def append_frame(path: str, records: Iterable[bytes], *, level: int = 1) -> None:
     """Append one zstd frame holding ``records`` to ``path`` (opened and closed each time, so any number of files can grow at once)."""
     with open(path, "ab") as f:
-        f.write(zstandard.ZstdCompressor(level=level).compress(b"".join(records)))
+        f.write(zstandard.ZstdCompressor(level=level, write_checksum=True).compress(b"".join(records)))
 
 
 class ZstdReader(io.RawIOBase):
@@ -120,6 +120,7 @@ class _FrameWalker:
 
     def __init__(self) -> None:
         self.offset = 0  # compressed bytes seen
+        self._at = 0  # where the header being advanced over starts, for errors
         self._head = b""  # bytes of the header being read
         self._need = 4  # length of that header
         self._state = "magic"
@@ -143,6 +144,7 @@ class _FrameWalker:
             pos += take
             if len(self._head) == self._need:
                 head, self._head = self._head, b""
+                self._at = self.offset + pos - len(head)
                 self._advance(head)
         self.offset += end
 
@@ -154,7 +156,7 @@ class _FrameWalker:
             elif value in self._SKIPPABLE:
                 self._state, self._need = "skippable", 4
             else:
-                raise ValueError(f"not a zstd frame near byte {self.offset}")
+                raise ValueError(f"not a zstd frame at byte {self._at}")
         elif self._state == "descriptor":
             single = value >> 5 & 1
             self._checksum = bool(value >> 2 & 1)
@@ -165,7 +167,7 @@ class _FrameWalker:
         elif self._state == "block":
             kind, size = value >> 1 & 3, value >> 3
             if kind == 3:
-                raise ValueError(f"a reserved zstd block type near byte {self.offset}")
+                raise ValueError(f"a reserved zstd block type at byte {self._at}")
             self._skip = 1 if kind == 1 else size
             if value & 1:
                 self._state, self._need = ("checksum", 4) if self._checksum else ("magic", 4)
@@ -200,7 +202,7 @@ def iter_raw(path: str) -> Iterator[bytes]:
 def _read_staged(reader: ZstdReader, path: str) -> bytes:
     try:
         return reader.read(1 << 20)
-    except (EOFError, ValueError) as e:  # cut short, or not zstd frames at all
+    except (EOFError, ValueError, zstandard.ZstdError) as e:  # cut short, not zstd frames at all, or a damaged block
         raise WorkDirError(f"{path}: {e}; the staging file is truncated or damaged (rerun without --resume)") from None
 
 
