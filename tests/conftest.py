@@ -73,19 +73,57 @@ def pytest_collection_finish(session):
 
 @pytest.fixture(autouse=True)
 def _clean_streaming_leftovers():
-    """MosaicML Streaming leaves shared-memory names and lock files behind; remove them around each test."""
-    yield
-    try:
-        from streaming.base.util import clean_stale_shared_memory
+    """MosaicML Streaming leaves shared-memory names and lock files behind; remove them after each test.
 
-        clean_stale_shared_memory()
-    except ImportError:
-        pass
-    for path in glob.glob("/dev/shm/0000*_*") + glob.glob("/tmp/0000*_*filelock"):
+    Only names no other process tree uses: a name another process (another test run on this machine)
+    has mapped or open is its live state, and removing it made that run's datasets fail or hang.
+    This process and its children are not asked: what they still map is this test's leftover.
+    """
+    yield
+    leftovers = glob.glob("/dev/shm/0000*_*") + glob.glob("/tmp/0000*_*filelock")
+    if not leftovers:
+        return
+    in_use = _paths_used_by_other_processes()
+    for path in leftovers:
+        if path in in_use:
+            continue
         try:
             os.remove(path)
         except OSError:
             pass
+
+
+def _paths_used_by_other_processes() -> set[str]:
+    """Files under /dev/shm or /tmp that processes outside this one's tree have mapped or open."""
+    parents: dict[int, int] = {}
+    for stat in glob.glob("/proc/[0-9]*/stat"):
+        try:
+            with open(stat) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            parents[int(stat.split("/")[2])] = int(fields[1])
+        except (OSError, IndexError, ValueError):
+            pass
+    ours = {os.getpid()}
+    grew = True
+    while grew:
+        grew = False
+        for pid, parent in parents.items():
+            if parent in ours and pid not in ours:
+                ours.add(pid)
+                grew = True
+    used: set[str] = set()
+    for pid in parents.keys() - ours:
+        try:
+            with open(f"/proc/{pid}/maps") as f:
+                used.update(line.split(None, 5)[5].strip() for line in f if "/dev/shm/" in line)
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                try:
+                    used.add(os.readlink(f"/proc/{pid}/fd/{fd}"))
+                except OSError:
+                    pass
+        except (OSError, IndexError):
+            pass
+    return used
 
 
 # --- S3: a real object store (SeaweedFS `weed mini` on 127.0.0.1, see tests/s3server.py) ---------------
