@@ -28,6 +28,7 @@ from streaming.base.constant import TICK  # noqa: E402
 from streaming.base.dataset import _Iterator, _IterState, _ShardState  # noqa: E402
 from streaming.base.format.base.reader import Reader  # noqa: E402
 from streaming.base.partition import get_partitions  # noqa: E402
+from streaming.base.shared import prefix as prefix_module  # noqa: E402
 from streaming.base.shared.prefix import get_shm_prefix as stock_get_shm_prefix  # noqa: E402
 from streaming.base.shuffle import get_shuffle  # noqa: E402
 from streaming.base.storage.download import S3Downloader  # noqa: E402
@@ -36,7 +37,7 @@ from streaming.base.util import bytes_to_int  # noqa: E402
 
 __all__ = [
     "MIRRORED", "MIRRORS", "TICK", "Reader", "S3Downloader", "Stream", "StreamingDataset", "_IterState", "_Iterator",
-    "_ShardState", "bytes_to_int", "dataset_module", "get_partitions", "get_shuffle", "stock_get_shm_prefix",
+    "_ShardState", "bytes_to_int", "dataset_module", "get_partitions", "get_shuffle", "prefix_module", "stock_get_shm_prefix",
 ]
 
 _DATASET = "streaming.base.dataset.StreamingDataset"
@@ -180,9 +181,16 @@ MIRRORS: tuple[Mirror, ...] = (
            "readers/fastiter.py: the iterator states it waits on when the epoch ends (EXITED)"),
     # Shared-memory names (readers/shmprefix.py).
     Mirror("streaming.base.shared.prefix.get_shm_prefix", "5a829d4130138a6cab0f607a19dd948734219fbe9e767fba04734f60ba8e3e87",
-           "readers/shmprefix.py _registered wraps it in the local leader under a machine-wide lock: it looks up the "
-           "lowest free prefix, then creates N_locals (FileExistsError if another job took N in between); the other "
-           "ranks wait for the leader at its barriers; StreamingDataset.__init__ calls it through its module's global"),
+           "readers/shmprefix.py _registered wraps it, alone on a machine, under a machine-wide lock: it looks up the "
+           "lowest free prefix, then creates N_locals (FileExistsError if another job took N in between); inside a "
+           "process group, _registered_in_group follows its steps (check own locals, leader looks up and creates "
+           "N_locals, the others attach and compare) with the leader's N sent to its ranks instead of each rank looking "
+           "it up; StreamingDataset.__init__ calls it through its module's global"),
+    Mirror("streaming.base.shared.prefix._check_and_find_retrying", "9e58a7796e43ced25c6bc5cb512bd2e381d836b71607890ccb6b9685d0870c63",
+           "readers/shmprefix.py _registered_in_group: the leader's look-up of the lowest free prefix, per SHM_TO_CLEAN name"),
+    Mirror("streaming.base.shared.prefix._pack_locals", "e7203ed1512dce52fd79e2bde062fe29d28c401bab3b6b530e5383f46eef2861",
+           "readers/shmprefix.py _registered_in_group: what N_locals holds (streams_local and N), written and compared "
+           "with _unpack_locals as stock does"),
     Mirror("streaming.base.util.bytes_to_int", "84a49486d6a41f7ed4527e64922ea9daa057ebcaa7ab9ee31effeefe2937fc99",
            "readers/dataset.py: cache_limit is parsed with it, as stock would (stock itself is given no limit)"),
     Mirror(f"{_DOWNLOAD}.LocalDownloader._download_file_impl", "db68c73cd8b873470f56940984efe27539b967159cbfc4850bfc6010b9869b49",

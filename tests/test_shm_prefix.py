@@ -89,3 +89,56 @@ def test_a_job_that_cannot_get_the_lock_retries_past_a_taken_prefix(sample_datas
         _distinct_prefixes(sample_dataset)
     finally:
         os.close(fd)
+
+
+JOBS, RANKS = 4, 2
+
+
+def _rank_constructs(path: str, job: int, rank: int, store: str, start, hold, results) -> None:
+    """One rank of a gloo job of ``RANKS`` on this machine: construct the moment every rank of every job is ready."""
+    import torch.distributed as dist
+
+    # A file store (no port to pick and race for); gloo's own connections on the loopback interface only.
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(RANKS), LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE=str(RANKS), GLOO_SOCKET_IFNAME="lo")
+    try:
+        dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=RANKS)
+        start.wait(timeout=60)
+        dataset = ClusterClipDataset(local=path, batch_size=4)
+    except BaseException as e:  # noqa: BLE001  reported to the test, which names it
+        results.put((job, "error", f"{type(e).__name__}: {e}"))
+        hold.abort()
+        start.abort()
+        return
+    results.put((job, "ok", dataset._shm_prefix_int))
+    try:
+        hold.wait(timeout=60)
+    except threading.BrokenBarrierError:
+        pass
+    del dataset
+    gc.collect()
+    dist.destroy_process_group()
+
+
+def test_jobs_of_several_ranks_started_together_agree_within_and_differ_between(sample_dataset: Path, tmp_path: Path) -> None:
+    """Stock has every rank look up the prefix itself, before its leader registers. With that (the group path
+    of readers/shmprefix.py turned off) this failed 3 runs in 3, silently: the second ranks of all four jobs
+    took prefix 0, attached to the first job's shared memory (same local directory, same prefix: stock's
+    comparison passes) and so shared its shard states and barriers ({0: {0, 2}, 1: {0}, 2: {0, 1}, 3: {0, 3}})."""
+    context = multiprocessing.get_context("fork")
+    resource_tracker.ensure_running()
+    processes = JOBS * RANKS
+    start, hold, results = context.Barrier(processes), context.Barrier(processes), context.Queue()
+    children = [context.Process(target=_rank_constructs, args=(str(sample_dataset), job, rank, str(tmp_path / f"store{job}"), start, hold, results))
+                for job in range(JOBS) for rank in range(RANKS)]
+    for child in children:
+        child.start()
+    outcomes = [results.get(timeout=120) for _ in children]
+    for child in children:
+        child.join(timeout=60)
+    errors = [what for _, status, what in outcomes if status == "error"]
+    assert not errors, errors
+    by_job: dict[int, set[int]] = {}
+    for job, _, prefix in outcomes:
+        by_job.setdefault(job, set()).add(prefix)
+    assert all(len(prefixes) == 1 for prefixes in by_job.values()), by_job
+    assert len({next(iter(p)) for p in by_job.values()}) == JOBS, by_job
