@@ -61,9 +61,13 @@ class InputInfo:
     blank_lines: int = 0  # blank JSONL lines: not documents, counted so every line is accounted for
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Manifest:
-    """A validated streamclip manifest, with the shard sizes of its ``index.json``."""
+    """A validated streamclip manifest, with the shard sizes of its ``index.json``.
+
+    Equal when every field is (arrays element by element); the generated ``==`` compared the
+    arrays by numpy's truth value and raised.
+    """
 
     clusters: tuple[ClusterInfo, ...]
     columns: dict[str, str]
@@ -80,6 +84,18 @@ class Manifest:
     location: str = ""
     format_version: int = FORMAT_VERSION
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Manifest):
+            return NotImplemented
+        for name in self.__dataclass_fields__:
+            mine, theirs = getattr(self, name), getattr(other, name)
+            same = np.array_equal(mine, theirs) if isinstance(mine, np.ndarray) or isinstance(theirs, np.ndarray) else mine == theirs
+            if not same:
+                return False
+        return True
+
+    __hash__ = None  # type: ignore[assignment]  # holds dicts and arrays
 
     @property
     def num_clusters(self) -> int:

@@ -108,6 +108,21 @@ def test_a_written_manifest_reads_back_unchanged(tmp_path, sizes, per_cluster):
     np.testing.assert_array_equal(loaded.samples_per_shard, written.samples_per_shard)
     np.testing.assert_array_equal(loaded.shard_bytes, written.shard_bytes)
     assert loaded.fingerprint() == written.fingerprint()
+    assert loaded == written
+
+
+def test_manifests_compare_field_by_field_arrays_included(tmp_path):
+    import dataclasses
+
+    written = write_dataset(tmp_path, [5, 1, 9], shards_per_cluster=2)
+    loaded = open_manifest(str(tmp_path))
+    assert loaded == written and not (loaded != written)
+    sizes = loaded.samples_per_shard.copy()
+    sizes[-1] += 1
+    assert loaded != dataclasses.replace(loaded, samples_per_shard=sizes)
+    assert loaded != dataclasses.replace(loaded, samples_per_shard=sizes[:-1])
+    assert loaded != dataclasses.replace(loaded, location="elsewhere")
+    assert loaded != "a manifest"
 
 
 def test_properties_follow_the_clusters():

@@ -269,6 +269,14 @@ def test_a_local_file_that_cannot_be_read_fails_finish_before_any_metadata(s3, t
     assert listing(s3, "units/unreadable") == {}
 
 
+def test_submitting_a_missing_file_names_it_and_the_destination(s3, tmp_path):
+    uploader = S3Uploader(f"s3://{s3.bucket}/units/missing-file", progress=False)
+    with pytest.raises(UploadError, match=rf"{tmp_path}/gone.mds: no such file to upload as s3://{s3.bucket}/units/missing-file/shard.00000.mds"):
+        uploader.submit(str(tmp_path / "gone.mds"), "shard.00000.mds")
+    uploader.abort()
+    assert listing(s3, "units/missing-file") == {}
+
+
 def test_after_a_failed_upload_the_next_submit_raises_it(s3, tmp_path):
     """Fail fast: the producer (packing) learns of a failed shard at its next shard, not at the end."""
     (tmp_path / "dir").mkdir()

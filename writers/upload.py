@@ -82,6 +82,8 @@ class S3Uploader:
     def submit(self, path: str, name: str | None = None) -> None:
         """Start uploading local file ``path`` as ``name`` (default: its basename) in the background."""
         name = name or os.path.basename(path)
+        if not os.path.exists(path):  # at once; a path that cannot be read fails in the background, at the next submit
+            raise UploadError(f"{path}: no such file to upload as {self.url(name)}")
         self._raise_if_failed()
         self._prepare()
         if self._pool is None:
