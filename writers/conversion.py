@@ -74,6 +74,7 @@ class ConvertConfig:
 
     def __post_init__(self) -> None:
         """Every option is checked here, before anything is read: a bad one fails in a second, not after embedding."""
+        _check_rules(self.rules)
         _at_least("--clusters", self.clusters, 1)
         _at_least("--seed", self.seed, 0, SEED_LIMIT - 1, why="faiss k-means takes a 32-bit seed")
         _at_least("--iterations", self.iterations, 1)
@@ -277,7 +278,22 @@ def _local_paths(paths: list[str]) -> list[str]:
     return sorted({p for p in paths if not is_remote(p) and os.path.exists(p)})
 
 
+def _check_rules(rules: Any) -> None:
+    """``FieldRules`` built in Python (the CLI always builds a good one): a str ``keep`` would be kept letter by letter."""
+    if not isinstance(rules, FieldRules):
+        raise ConfigError(f"rules={rules!r}: give a streamclip.writers.sources.FieldRules (text field, --keep, --cluster-field)")
+    if isinstance(rules.keep, str) or not all(isinstance(name, str) and name for name in rules.keep):
+        raise ConfigError(f"--keep {rules.keep!r}: give field names as a tuple of non-empty strings, e.g. keep=('source',)")
+    if not isinstance(rules.text_field, str) or not rules.text_field:
+        raise ConfigError(f"--text-field {rules.text_field!r}: give a field name (a non-empty string)")
+    if rules.cluster_field is not None and (not isinstance(rules.cluster_field, str) or not rules.cluster_field):
+        raise ConfigError(f"--cluster-field {rules.cluster_field!r}: give a field name (a non-empty string), or none to cluster by embedding")
+
+
 def _check_destination(out: str, overwrite: bool, inputs: list[str]) -> None:
+    if os.path.islink(out):  # the dataset is moved into OUT's place: a link would be replaced, not followed
+        raise ConfigError(f"OUT {out}: is a symbolic link (to {os.path.realpath(out)}); name the directory itself, "
+                          f"e.g. {os.path.realpath(out)}")
     if os.path.isfile(out):
         raise InputError(f"{out}: exists and is a file; choose a directory path for the dataset")
     if is_within(os.getcwd(), out):
@@ -397,6 +413,8 @@ def _first_rejects(preview: list[str]) -> str:
 def _embed_stage(docs_path: str, work: WorkDir, state: dict[str, Any], embedder: Embedder, progress: bool) -> tuple[NDArray[np.float32], int]:
     """Fill ``embeddings.f32`` (N x dim), continuing after the rows a previous run completed."""
     n, dim = state["documents"], embedder.dim
+    if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim < 1:
+        raise ConfigError(f"embedder {type(embedder).__name__}.dim is {dim!r}; an Embedder's dim is its vectors' width, a positive int")
     path = os.path.join(work.path, "embeddings.f32")
     done = int(state.get("embedded", 0))
     vectors = np.memmap(path, dtype=np.float32, mode="r+" if done and os.path.exists(path) else "w+", shape=(n, dim))
@@ -423,7 +441,11 @@ def _embed_stage(docs_path: str, work: WorkDir, state: dict[str, Any], embedder:
 
 def _checked(rows: Any, n: int, dim: int, embedder: Embedder) -> NDArray[np.float32]:
     """A user's embedder must keep its promise (``(n, dim)`` finite rows); the error names it, not numpy's broadcasting."""
-    rows = np.asarray(rows, dtype=np.float32)
+    try:
+        rows = np.asarray(rows, dtype=np.float32)
+    except (ValueError, TypeError) as e:  # ragged rows, strings, objects
+        raise ConfigError(f"embedder {type(embedder).__name__}.encode returned rows that are not a float array ({e}) for {n} texts; "
+                          f"an Embedder must return (len(texts), dim={dim}) finite float32 rows") from None
     if rows.shape != (n, dim) or not np.isfinite(rows).all():
         raise ConfigError(f"embedder {type(embedder).__name__}.encode returned {rows.shape} rows{' with NaN/inf' if rows.shape == (n, dim) else ''} "
                           f"for {n} texts; an Embedder must return (len(texts), dim={dim}) finite float32 rows")
