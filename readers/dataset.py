@@ -296,10 +296,14 @@ class ClusterClipDataset(StreamingDataset):
             stop_iteration(getattr(self, "_iterator", None))
             if hasattr(self, "_event"):
                 self._event.clear()  # the previous epoch's failure was its own (stock would refuse every later epoch)
+            own = None  # this epoch's iterator: a later epoch may have replaced self._iterator by the time this one ends
             try:
-                yield from super().__iter__()
+                for sample in super().__iter__():
+                    if own is None:
+                        own = self._iterator
+                    yield sample
             finally:  # stock stops its threads only when the next epoch starts
-                it = getattr(self, "_iterator", None)
+                it = own if own is not None else getattr(self, "_iterator", None)
                 stop_iteration(it)
         raise_background_error(self, it)
 

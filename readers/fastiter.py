@@ -60,6 +60,7 @@ __all__ = ["check_keyable", "iter_spans", "prepare_spans", "ready_spans", "shard
 LOCAL = int(_ShardState.LOCAL)
 REMOTE = int(_ShardState.REMOTE)
 PREPARING = int(_ShardState.PREPARING)
+ITERATING = int(_IterState.ITERATING)  # stock starts _state as a plain 0
 # Ids handled per step of the background threads: large enough to amortise numpy, small enough
 # that a step never holds the GIL for long.
 CHUNK = 4096
@@ -211,7 +212,10 @@ def _yield_spans(ds: StreamingDataset, it: _Iterator, bounds: NDArray[np.int64],
         # predownload pacing (it is all the index is for) at a fraction of the cost.
         for first in range(0, len(samples), STEP):
             it.yield_index = begin + int(positions[first])
-            yield from samples[first : first + STEP]
+            for sample in samples[first : first + STEP]:
+                if it._state != ITERATING:  # a new epoch began (stock checks before each sample too); no lock: one read
+                    return
+                yield sample
         it.yield_index = begin + end
         reader.forget_unused(KEEP_MAPPED)
 

@@ -177,6 +177,23 @@ class ShardSpanReader:
         """Sample ``indices[i]`` of shard ``shard_ids[i]`` for every i, in order; each shard made :meth:`current` before."""
         if not len(shard_ids):
             return []
+        try:
+            return self._read(shard_ids, indices)
+        except ValueError as e:  # bytes that are not UTF-8 or not JSON (UnicodeDecodeError, JSONDecodeError)
+            raise ShardError(self._damaged(shard_ids, indices, e)) from None
+
+    def _damaged(self, shard_ids: NDArray[np.int64], indices: NDArray[np.int64], error: ValueError) -> str:
+        """Which sample would not decode, found by decoding one by one (only after a batch failed)."""
+        for shard_id, index in zip(shard_ids.tolist(), indices.tolist()):
+            m = self._mapped[shard_id]
+            try:
+                self.shards[shard_id].decode_sample(m.mm[int(m.offsets[index]) : int(m.offsets[index + 1])])
+            except ValueError as e:
+                return (f"{self.path(shard_id)}: sample {index} does not decode ({type(e).__name__}: {e}); the shard is damaged: "
+                        "delete it to have it fetched (or decompressed) again, or convert the dataset again")
+        return f"{self.path(int(shard_ids[0]))}: a sample does not decode ({type(error).__name__}: {error}); the shard is damaged"
+
+    def _read(self, shard_ids: NDArray[np.int64], indices: NDArray[np.int64]) -> list[dict[str, Any]]:
         n = len(shard_ids)
         order = np.argsort(shard_ids, kind="stable")
         cuts = np.flatnonzero(shard_ids[order[1:]] != shard_ids[order[:-1]]) + 1
