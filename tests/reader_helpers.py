@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import gc
+import threading
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -52,3 +54,21 @@ def as_sets(batches: list[list[str]]) -> list[frozenset]:
 
 def write_json(path: Path, obj: Any) -> None:
     path.write_text(json.dumps(obj))
+
+
+def within(seconds: float, fn: Callable[[], Any]) -> BaseException | None:
+    """Run ``fn`` in a thread; its error (None if it returned), failing the test if it still runs after ``seconds``."""
+    outcome: list[BaseException | None] = []
+
+    def body() -> None:
+        try:
+            fn()
+            outcome.append(None)
+        except BaseException as e:  # noqa: BLE001 (handed to the test)
+            outcome.append(e)
+
+    thread = threading.Thread(target=body, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), f"still running after {seconds} s: the iterator hung"
+    return outcome[0]

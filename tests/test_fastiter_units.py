@@ -15,7 +15,6 @@ import shutil
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -32,7 +31,7 @@ from streamclip.readers import fastiter
 from streamclip.readers.fastiter import check_keyable, shard_bounds, shards_of, stop_iteration
 
 from conftest import convert_docs
-from reader_helpers import make_dataset
+from reader_helpers import make_dataset, within
 from test_fast_read import typed
 
 EPOCH = 240  # = 15 batches of 16 on one canonical node: no padding unless a test asks for it
@@ -58,24 +57,6 @@ def copy_of(dataset: Path, tmp_path: Path) -> Path:
 def reader_threads(before: set[threading.Thread]) -> list[threading.Thread]:
     """The fast path's prepare/ready threads started since ``before`` and still running."""
     return [t for t in threading.enumerate() if t not in before and t.is_alive() and t.name.startswith("streamclip-reader")]
-
-
-def within(seconds: float, fn: Callable[[], Any]) -> BaseException | None:
-    """Run ``fn`` in a thread; its error (None if it returned), failing the test if it still runs after ``seconds``."""
-    outcome: list[BaseException | None] = []
-
-    def body() -> None:
-        try:
-            fn()
-            outcome.append(None)
-        except BaseException as e:  # noqa: BLE001 (handed to the test)
-            outcome.append(e)
-
-    thread = threading.Thread(target=body, daemon=True)
-    thread.start()
-    thread.join(seconds)
-    assert not thread.is_alive(), f"still running after {seconds} s: the iterator hung"
-    return outcome[0]
 
 
 def drain(samples: Any, into: list) -> None:

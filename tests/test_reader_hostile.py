@@ -25,7 +25,7 @@ from streamclip.readers.fastiter import shard_bounds, shards_of
 from streamclip.readers.spanread import ShardSpanReader
 
 from conftest import convert_docs
-from reader_helpers import EPOCH, make_dataset
+from reader_helpers import EPOCH, make_dataset, within
 
 HANG = 60  # seconds: far above an epoch of this dataset; only a hang reaches it
 PREPARING = _ShardState.PREPARING
@@ -102,24 +102,6 @@ def shard_order(ds: ClusterClipDataset) -> list[int]:
     return shards[np.sort(np.unique(shards, return_index=True)[1])].tolist()
 
 
-def run_with_deadline(fn) -> BaseException | None:
-    """``fn()`` in a thread: its error, or an AssertionError if it is still running after HANG seconds."""
-    outcome: list[BaseException | None] = []
-
-    def body():
-        try:
-            fn()
-            outcome.append(None)
-        except BaseException as e:  # noqa: BLE001 (handed to the test)
-            outcome.append(e)
-
-    thread = threading.Thread(target=body, daemon=True)
-    thread.start()
-    thread.join(HANG)
-    assert not thread.is_alive(), "the reader hung"
-    return outcome[0]
-
-
 def test_a_shard_failing_its_hash_while_the_reader_waits_on_it_raises_instead_of_hanging(copy, monkeypatch):
     """The probe's hang, forced: the prepare thread marks the bad shard PREPARING and fails only once the
     reader needs it too. Stock ``prepare_shard`` left it PREPARING and the reader waited for ever."""
@@ -155,7 +137,7 @@ def test_a_shard_failing_its_hash_while_the_reader_waits_on_it_raises_instead_of
         readers.append(threading.current_thread())
         list(ds)
 
-    error = run_with_deadline(read)
+    error = within(HANG, read)
     assert reader_waits.is_set()
     assert isinstance(error, ShardError), repr(error)
     assert bad_name in str(error) and "Checksum failure" in str(error)
