@@ -16,6 +16,8 @@ They also read private attributes of the dataset (``_shard_states``, ``_shard_ac
 
 from __future__ import annotations
 
+from typing import Any
+
 import streaming
 
 from streamclip._compat import Mirror, check_streaming_version
@@ -37,7 +39,8 @@ from streaming.base.util import bytes_to_int  # noqa: E402
 
 __all__ = [
     "MIRRORED", "MIRRORS", "TICK", "Reader", "S3Downloader", "Stream", "StreamingDataset", "_IterState", "_Iterator",
-    "_ShardState", "bytes_to_int", "dataset_module", "get_partitions", "get_shuffle", "prefix_module", "stock_get_shm_prefix",
+    "_ShardState", "bytes_to_int", "dataset_module", "get_partitions", "get_shuffle", "prefix_module", "shared_memory_of",
+    "stock_get_shm_prefix",
 ]
 
 _DATASET = "streaming.base.dataset.StreamingDataset"
@@ -88,7 +91,8 @@ MIRRORS: tuple[Mirror, ...] = (
     Mirror(f"{_DATASET}.__init__", "e2ce2b68eddaa37f2c89f7aa9e778203dec6e72b884c7c8a17ea6283aa098dbb",
            "readers/dataset.py ClusterClipDataset.__init__ and _cache_limit_message: the cache-limit ValueError it "
            "rewords ('cache limit' in the message, 4 x the largest shard); the shared arrays _shard_states and "
-           "_shard_access_times and _cache_filelock_path that readers/fastiter.py and readers/reserve.py use"),
+           "_shard_access_times and _cache_filelock_path that readers/fastiter.py and readers/reserve.py use; the six "
+           "SharedMemory objects it creates, each with an atexit cleanup (shared_memory_of, readers/shmprefix.py)"),
     Mirror(f"{_DATASET}._resume_incr_epoch", "b618559b1eeb4c1ea1a6ac71538b0ec98e3352513d6734c5ec3a7476cc1c61c8",
            "readers/fastiter.py iter_spans calls it for (epoch, sample_in_epoch), as stock __iter__ does"),
     Mirror(f"{_DATASET}._resume", "3a7dd19970ba345edec32d33706761ede23abc547655a69d79c262635fe8ecb0",
@@ -199,3 +203,9 @@ MIRRORS: tuple[Mirror, ...] = (
 
 # Qualified stock name -> fingerprint of the 0.13 source streamclip follows (``MIRRORS`` says who follows it).
 MIRRORED: dict[str, str] = {mirror.stock: mirror.fingerprint for mirror in MIRRORS}
+
+
+def shared_memory_of(dataset: StreamingDataset) -> list[Any]:
+    """The ``SharedMemory`` objects stock ``StreamingDataset.__init__`` creates (or, on other ranks, opens)."""
+    return [dataset._locals_shm, dataset._shared_barrier._arr.shm, dataset._next_epoch.arr.shm, dataset._cache_usage.arr.shm,
+            dataset._shard_states.shm, dataset._shard_access_times.shm]

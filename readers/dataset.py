@@ -47,7 +47,7 @@ from streamclip.readers.fastiter import check_keyable, iter_spans, prepare_spans
 from streamclip.readers.localdir import guard_streams, refuse_damaged_raw, refuse_planted_files
 from streamclip.readers.reserve import cache_lock, prepare_shard_reserved
 from streamclip.readers.s3endpoint import endpoint_env, use_endpoint
-from streamclip.readers.shmprefix import serialised_prefix
+from streamclip.readers.shmprefix import release_when_collected, serialised_prefix
 
 STATE_KEY = "streamclip"
 logger = logging.getLogger(__name__)
@@ -172,6 +172,7 @@ class ClusterClipDataset(StreamingDataset):
             refuse_planted_files(os.path.join(local, kwargs.get("split") or ""))
         with endpoint_env(s3_endpoint_url), serialised_prefix():
             super().__init__(remote=remote, local=local, epoch_size=size, shuffle=shuffle, **kwargs)
+        release_when_collected(self)
         use_endpoint(self.streams, s3_endpoint_url)
         guard_streams(self.streams)
         self.cache_limit = bytes_to_int(cache_limit) if cache_limit else None

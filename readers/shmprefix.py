@@ -19,6 +19,7 @@ from it over a gloo group, then attach and compare as stock does.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import errno
 import fcntl
@@ -26,15 +27,16 @@ import os
 import tempfile
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from typing import Any
 
 from torch import distributed as dist
 
 from streamclip.errors import StreamclipError
-from streamclip.readers.compat import dataset_module, prefix_module, stock_get_shm_prefix
+from streamclip.readers.compat import dataset_module, prefix_module, shared_memory_of, stock_get_shm_prefix
 
-__all__ = ["LOCK_NAME", "LOCK_WAIT_S", "serialised_prefix"]
+__all__ = ["LOCK_NAME", "LOCK_WAIT_S", "release_when_collected", "serialised_prefix"]
 
 LOCK_NAME = "streamclip_shm_prefix.lock"
 LOCK_WAIT_S = 10.0
@@ -188,3 +190,22 @@ def serialised_prefix() -> Iterator[None]:
             _installed -= 1
             if _installed == 0:
                 dataset_module.get_shm_prefix = stock_get_shm_prefix
+
+
+def release_when_collected(dataset: Any) -> None:
+    """Free a dataset's shared memory when the dataset is collected, not only when the process ends.
+
+    Stock registers each ``SharedMemory``'s cleanup with ``atexit``, which keeps it alive (two file
+    descriptors and its ``/dev/shm`` name) until exit: a process that builds many datasets (a sweep,
+    a notebook, a test suite: about 1,700 of them) runs out of descriptors. The cleanup is moved to
+    a finaliser of the dataset, which still runs at exit for a dataset alive then.
+    """
+    shms = shared_memory_of(dataset)
+    for shm in shms:
+        atexit.unregister(shm.cleanup)
+    weakref.finalize(dataset, _clean_up, shms)
+
+
+def _clean_up(shms: list[Any]) -> None:
+    for shm in shms:
+        shm.cleanup()

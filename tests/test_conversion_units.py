@@ -557,3 +557,26 @@ def test_clustering_by_field_ignores_k_loads_no_model_and_uses_each_groups_first
     staged = np.fromfile(tmp_path / "ds.streamclip-work" / CLUSTER_IDS, dtype="<i8")
     assert staged.tolist() == groups  # one id per written document, in read order
     assert not (tmp_path / "ds" / "centroids.npy").exists() and manifest.embedding is None
+
+
+def test_resume_with_the_saved_embeddings_deleted_embeds_again_from_the_start(tmp_path, sample_docs, monkeypatch):
+    """The state says 16 rows are embedded, but their file is gone: zeros must not stand in for them."""
+    monkeypatch.setattr(conv, "EMBED_CHUNK", 8)
+    docs = sample_docs[:30]
+    src = write_jsonl(tmp_path / "a.jsonl", docs)
+    with pytest.raises(_PowerCut):
+        convert([str(src)], str(tmp_path / "ds"), ConvertConfig(clusters=3, **FAST), embedder=Recording(crash_on_call=3))
+    (tmp_path / "ds.streamclip-work" / "embeddings.f32").unlink()
+    again = Recording()
+    report = convert([str(src)], str(tmp_path / "ds"), ConvertConfig(clusters=3, resume=True, **FAST), embedder=again)
+    assert report.resumed_embeddings == 0
+    assert [t for b in again.batches for t in b] == texts_of(docs)
+    fresh = convert([str(src)], str(tmp_path / "fresh"), ConvertConfig(clusters=3, **FAST), embedder=Recording())
+    assert np.array_equal(np.load(tmp_path / "ds" / "centroids.npy"), np.load(tmp_path / "fresh" / "centroids.npy"))
+    assert fresh.clusters == report.clusters
+
+
+def test_inputs_and_out_may_be_pathlib_paths(tmp_path, sample_docs):
+    src = write_jsonl(tmp_path / "a.jsonl", sample_docs[:12])
+    report = convert([src], tmp_path / "ds", ConvertConfig(clusters=2, **FAST))
+    assert report.written == 12 and open_manifest(str(tmp_path / "ds")).num_documents == 12

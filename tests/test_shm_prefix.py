@@ -142,3 +142,33 @@ def test_jobs_of_several_ranks_started_together_agree_within_and_differ_between(
         by_job.setdefault(job, set()).add(prefix)
     assert all(len(prefixes) == 1 for prefixes in by_job.values()), by_job
     assert len({next(iter(p)) for p in by_job.values()}) == JOBS, by_job
+
+
+def test_a_collected_dataset_frees_its_shared_memory_and_descriptors(sample_dataset: Path) -> None:
+    """Stock keeps every SharedMemory alive until exit (atexit); about 1,700 datasets in one process ran out of
+    file descriptors. A dataset's names and descriptors go when it is collected (read_path stock and fast alike)."""
+    import weakref
+
+    def descriptors() -> set[str]:
+        found = set()
+        for fd in os.listdir("/proc/self/fd"):
+            try:
+                found.add(os.readlink(f"/proc/self/fd/{fd}"))
+            except OSError:
+                pass
+        return {target for target in found if target.startswith("/dev/shm/")}
+
+    before = descriptors()
+    for read_path in ("fast", "stock"):
+        dataset = ClusterClipDataset(local=str(sample_dataset), batch_size=4, read_path=read_path)
+        epoch = iter(dataset)
+        next(epoch)
+        prefix = dataset._shm_prefix_int
+        assert any(name.startswith(f"/dev/shm/{prefix:06d}_") for name in descriptors())
+        epoch.close()
+        collected = weakref.ref(dataset)
+        del dataset, epoch
+        gc.collect()
+        assert collected() is None
+        assert descriptors() == before
+        assert not list(Path("/dev/shm").glob(f"{prefix:06d}_*"))

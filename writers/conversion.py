@@ -20,6 +20,7 @@ import shutil
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -142,7 +143,8 @@ class ConvertReport:
     worker_peak_mb: float | None = None  # --engine ray: the highest peak RSS of a packing worker
 
 
-def convert(inputs: list[str], out: str, config: ConvertConfig | None = None, *, embedder: Embedder | None = None) -> ConvertReport:
+def convert(inputs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str], config: ConvertConfig | None = None, *,
+            embedder: Embedder | None = None) -> ConvertReport:
     """Convert the corpus files ``inputs`` into a streamclip dataset at directory ``out`` (or ``s3://bucket/prefix``).
 
     ``embedder`` overrides ``config.embedder`` with any object following the ``Embedder`` protocol.
@@ -151,6 +153,7 @@ def convert(inputs: list[str], out: str, config: ConvertConfig | None = None, *,
     under ``strict`` when any document is rejected.
     """
     config = config or ConvertConfig()
+    inputs, out = [os.fspath(path) for path in inputs], os.fspath(out)  # pathlib paths work as well as strings
     remote = is_remote(out)
     if config.out_local and not remote:
         raise ConfigError(f"--out-local is for an s3:// output; {out!r} is a local directory already")
@@ -417,7 +420,9 @@ def _embed_stage(docs_path: str, work: WorkDir, state: dict[str, Any], embedder:
         raise ConfigError(f"embedder {type(embedder).__name__}.dim is {dim!r}; an Embedder's dim is its vectors' width, a positive int")
     path = os.path.join(work.path, "embeddings.f32")
     done = int(state.get("embedded", 0))
-    vectors = np.memmap(path, dtype=np.float32, mode="r+" if done and os.path.exists(path) else "w+", shape=(n, dim))
+    if done and (not os.path.exists(path) or os.path.getsize(path) != n * dim * 4):
+        done = 0  # the saved rows are gone (the file deleted or cut by hand): zeros must not stand in for them
+    vectors = np.memmap(path, dtype=np.float32, mode="r+" if done else "w+", shape=(n, dim))
     resumed = done
     if done < n:
         batch: list[str] = []
