@@ -12,7 +12,9 @@ once the prefix it found is taken, which covers jobs that do not take the lock (
 
 Inside a process group, stock has every rank look up the lowest free prefix itself before its
 leader registers one; a rank that looks while another job registers finds another ``N`` than its
-leader and dies with "shared memory registered does not match". There the leader alone looks up
+leader: it dies with "shared memory registered does not match", or, where both jobs read the same
+local directory, attaches to the other job's memory without a word (four 2-rank jobs started
+together did so 3 runs in 3, tests/test_shm_prefix.py). There the leader alone looks up
 and registers ``N`` (under the lock, retrying a prefix taken in between), and its ranks learn ``N``
 from it over a gloo group, then attach and compare as stock does.
 """
