@@ -80,15 +80,8 @@ def _registered(streams_local: list[str], streams_remote: list[str | None], worl
         return _registered_in_group(streams_local, streams_remote, world, retry)
     if not world.is_local_leader:
         return stock_get_shm_prefix(streams_local, streams_remote, world, retry)
-    retries = _RETRIES
-    while True:
-        with _machine_lock(LOCK_WAIT_S):
-            try:
-                return stock_get_shm_prefix(streams_local, streams_remote, world, retry)
-            except FileExistsError as e:  # taken between stock's look-up and creation by a job that did not lock
-                if retries == 0:
-                    raise _taken(e) from e
-                retries -= 1
+    prefix_module._check_self(streams_local)  # alone: stock's steps are these two, its barriers are no-ops
+    return _leader_registers(streams_local, streams_remote, retry)
 
 
 def _taken(error: FileExistsError) -> StreamclipError:
